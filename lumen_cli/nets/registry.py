@@ -1,0 +1,29 @@
+"""Explicit registry of network architectures: arch name -> "module:Class" (imported lazily).
+
+A checkpoint stores, per net, its arch name and constructor config (JSON) in the safetensors
+metadata, so ``build_net(arch, config)`` rebuilds it exactly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from torch import nn
+
+ARCHS: dict[str, str] = {
+    # filled in by each method's nets module, e.g.
+    # "kind.decom": "lumen_cli.nets.kind:DecomNet",
+}
+
+
+def build_net(arch: str, config: dict[str, Any]) -> nn.Module:
+    try:
+        target = ARCHS[arch]
+    except KeyError:
+        raise ValueError(f"unknown network architecture {arch!r}; known: {sorted(ARCHS)}") from None
+    mod, cls = target.split(":")
+    net = getattr(importlib.import_module(mod), cls)(**config)
+    net.lumen_arch = arch  # remembered for checkpoints
+    net.lumen_config = dict(config)
+    return net

@@ -1,0 +1,133 @@
+"""The contract every method implements.
+
+A pipeline joins nets (``nn.Module``s from ``lumen_cli.nets``), diffusion samplers and Retinex
+recomposition into the recipe of one published method. It never touches files, flags or
+progress bars: the CLI, the tiler and the training engine call it.
+
+Call order for one image (see ``lumen_cli.pipelines.run.enhance_image``)::
+
+    ctx = pipe.analyze(x_full, opts, generator)        # once per image, whole picture
+    for each tile (region = (y0, x0, y1, x1) in full-image pixels):
+        out_tile = pipe.enhance(x_tile, ctx, region, opts)
+    blend tiles -> output
+
+``analyze`` sees the whole image (float32, CPU or device) and returns image-global context:
+statistics, a low-resolution illumination map, full-image noise drawn from ``generator``...
+Tiles read what they need of it by ``region``, so tiled and untiled runs agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+@dataclass
+class EnhanceOptions:
+    """What a user may choose for one run. ``None`` means the method's own default."""
+
+    steps: int | None = None
+    seed: int = 0
+    exposure: float | None = None  # light-level control (method specific; 1.0 = default look)
+    extra: dict[str, Any] = field(default_factory=dict)  # method-specific knobs
+    progress: Progress | None = None
+
+    def report(self, what: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(what, done, total)
+
+
+Region = tuple[int, int, int, int]  # (y0, x0, y1, x1) of a tile in full-image pixels
+
+
+def crop_ctx(t: torch.Tensor, region: Region, full_hw: tuple[int, int]) -> torch.Tensor:
+    """Cut the part of a full-image map ``t`` (B,C,h,w at any resolution) that covers ``region``.
+
+    A map stored at reduced resolution is resized to the full size of the region first, by
+    bilinear interpolation over the region's footprint, so tiles see a seamless map.
+    """
+    y0, x0, y1, x1 = region
+    H, W = full_hw
+    h, w = t.shape[-2:]
+    if (h, w) == (H, W):
+        return t[..., y0:y1, x0:x1]
+    # sample the low-res map at the pixel centres of the region (align_corners=False semantics)
+    ys = (torch.arange(y0, y1, device=t.device, dtype=torch.float32) + 0.5) / H * 2 - 1
+    xs = (torch.arange(x0, x1, device=t.device, dtype=torch.float32) + 0.5) / W * 2 - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    grid = torch.stack([gx, gy], dim=-1).unsqueeze(0).expand(t.shape[0], -1, -1, -1)
+    return nn.functional.grid_sample(
+        t.float(), grid, mode="bilinear", padding_mode="border", align_corners=False
+    ).to(t.dtype)
+
+
+class Pipeline:
+    """Base class: one subclass per method, one file per subclass in ``lumen_cli/pipelines``."""
+
+    method: ClassVar[str] = ""
+    size_multiple: ClassVar[int] = 1  # tiles are padded to a multiple of this
+    default_steps: ClassVar[int | None] = None  # None: not a sampling method
+    # preset name -> {net name -> (arch name in lumen_cli.nets.registry, config dict)}
+    presets: ClassVar[dict[str, dict[str, tuple[str, dict[str, Any]]]]] = {}
+    default_preset: ClassVar[str] = "lite"
+
+    def __init__(self, nets: dict[str, nn.Module] | None = None):
+        self.nets = nn.ModuleDict(nets or {})
+        self.nets.eval()
+        self.device = torch.device("cpu")
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def build_nets(cls, preset: str | None = None, overrides: dict[str, dict] | None = None):
+        """Fresh (randomly initialised) nets of a preset: {name: nn.Module}."""
+        from lumen_cli.nets.registry import build_net
+
+        preset = preset or cls.default_preset
+        if preset not in cls.presets:
+            raise ValueError(f"{cls.method}: unknown preset {preset!r}; have {sorted(cls.presets)}")
+        out = {}
+        for name, (arch, cfg) in cls.presets[preset].items():
+            cfg = {**cfg, **((overrides or {}).get(name, {}))}
+            out[name] = build_net(arch, cfg)
+        return out
+
+    @classmethod
+    def stages(cls) -> list:
+        """Training stages (``lumen_cli.train.stage.Stage``) in the order they run."""
+        return []
+
+    def to(self, device: torch.device | str) -> Pipeline:
+        self.device = torch.device(device)
+        self.nets.to(self.device)
+        return self
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.nets.parameters())
+
+    # -- inference ----------------------------------------------------------------------
+    def analyze(self, x: torch.Tensor, opts: EnhanceOptions, generator: torch.Generator) -> dict:
+        """Whole-image context. x: (1,3,H,W) float32 in [0,1], sRGB (gamma-encoded)."""
+        return {}
+
+    def enhance(
+        self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions
+    ) -> torch.Tensor:
+        """Enhance one tile. x: (B,3,h,w) float in [0,1] sRGB, on ``self.device``.
+
+        Returns (B,3,h,w) in [0,1]. ``region`` locates the tile in the full image whose size
+        is ``ctx['hw']`` (set by the runner).
+        """
+        raise NotImplementedError
+
+    def decompose(
+        self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions
+    ) -> dict[str, torch.Tensor]:
+        """Retinex maps of one tile: {'reflectance': (B,3,h,w), 'illumination': (B,1,h,w)},
+        both in [0,1]. Methods may add more maps (e.g. 'reflectance_adjusted')."""
+        raise NotImplementedError
