@@ -1,0 +1,141 @@
+"""Writing one ``[weights.<name>]`` entry back into ``weights_manifest.toml``.
+
+Only the lines of that entry (its table and its sub-tables) are replaced, or the entry is
+appended; everything else in the file (header comments, other entries) is kept byte for byte.
+The result is parsed and validated before it atomically replaces the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from lumen_cli.weights.manifest import WeightEntry, manifest_path, parse_manifest
+
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+
+
+def _key(k: str) -> str:
+    return k if _BARE.fullmatch(k) else _str(k)
+
+
+def _str(s: str) -> str:
+    # JSON string escapes (\" \\ \n \t \uXXXX ...) are all valid TOML basic-string escapes.
+    return json.dumps(s, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return _str(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_key(str(k))} = {_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {type(v).__name__} {v!r} to the manifest")
+
+
+def render_entry(entry: WeightEntry) -> str:
+    """TOML text of one entry: its table, then ``provenance`` as a sub-table."""
+    head = f"weights.{_key(entry.name)}"
+    fields: dict[str, Any] = {
+        "method": entry.method,
+        "filename": entry.filename,
+        "repo_id": entry.repo_id,
+        "revision": entry.revision,
+        "sha256": entry.sha256,
+    }
+    if entry.bundled:
+        fields["bundled"] = entry.bundled
+    fields["nets"] = list(entry.nets)
+    fields["license"] = entry.license
+    if entry.size_bytes is not None:
+        fields["size_bytes"] = entry.size_bytes
+    lines = [f"[{head}]"] + [f"{k} = {_value(v)}" for k, v in fields.items()]
+    if entry.provenance:
+        lines += ["", f"[{head}.provenance]"]
+        lines += [f"{_key(str(k))} = {_value(v)}" for k, v in entry.provenance.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _header_name(line: str) -> list[str] | None:
+    """Dotted key parts of a table header line, or None if the line is not a header."""
+    m = _HEADER.match(line)
+    if not m:
+        return None
+    parts = re.findall(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_-]+)', m.group(1))
+    return [json.loads(f'"{dq}"') if dq else (sq or bare) for dq, sq, bare in parts]
+
+
+def replace_entry_text(text: str, entry: WeightEntry) -> str:
+    """``text`` with the entry's table (and sub-tables) replaced by ``render_entry(entry)``."""
+    lines = text.splitlines(keepends=True)
+    start = end = None
+    for i, line in enumerate(lines):
+        parts = _header_name(line)
+        if parts is None:
+            continue
+        mine = len(parts) >= 2 and parts[0] == "weights" and parts[1] == entry.name
+        if mine and start is None:
+            start = i
+        elif not mine and start is not None and end is None:
+            end = i
+    block = render_entry(entry)
+    if start is None:  # append, separated by one blank line
+        body = text.rstrip("\n")
+        return (body + "\n\n" if body else "") + block
+    end = len(lines) if end is None else end
+    while end - 1 > start:  # blank lines / comments before the next table stay with it
+        stripped = lines[end - 1].strip()
+        if stripped and not stripped.startswith("#"):
+            break
+        end -= 1
+    tail = "".join(lines[end:])
+    return "".join(lines[:start]) + block + ("\n" + tail.lstrip("\n") if tail.strip() else "")
+
+
+def write_entry(entry: WeightEntry, path: str | os.PathLike | None = None) -> Path:
+    """Put ``entry`` into the manifest at ``path`` (default: ``manifest_path()``) atomically."""
+    path = Path(path) if path is not None else manifest_path()
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    new = replace_entry_text(text, entry)
+    check = parse_manifest(new, path)  # never write a file lumen cannot read back
+    if check.get(entry.name) != entry:
+        raise RuntimeError(f"manifest writer produced a different entry for {entry.name!r}")
+    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(new)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def set_published(
+    name: str, repo_id: str, revision: str, path: str | os.PathLike | None = None
+) -> WeightEntry:
+    """Record that entry ``name`` now lives at ``repo_id``@``revision``; return the new entry."""
+    from lumen_cli.weights.manifest import get_entry
+
+    entry = replace(get_entry(name, path), repo_id=repo_id, revision=revision)
+    write_entry(entry, path)
+    return entry
