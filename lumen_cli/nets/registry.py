@@ -14,6 +14,10 @@ from torch import nn
 ARCHS: dict[str, str] = {
     # filled in by each method's nets module, e.g.
     # "kind.decom": "lumen_cli.nets.kind:DecomNet",
+    "kind.decom": "lumen_cli.nets.kind:DecomNet",
+    "kind.restore": "lumen_cli.nets.kind:RestoreNet",
+    "kind.adjust": "lumen_cli.nets.kind:AdjustNet",
+    "kind.ratio": "lumen_cli.nets.kind:RatioNet",
 }
 
 

@@ -121,5 +121,5 @@ def decomposition_loss(
     is_ = illumination_smoothness(l_low, low) + illumination_smoothness(l_high, high)
     mc = mutual_consistency(l_low, l_high)
     total = rec + w_rs * rs + w_is * is_ + w_mc * mc
-    logs = {"rec": float(rec), "rs": float(rs), "is": float(is_), "mc": float(mc)}
+    logs = {k: float(v.detach()) for k, v in [("rec", rec), ("rs", rs), ("is", is_), ("mc", mc)]}
     return total, logs

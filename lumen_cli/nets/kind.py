@@ -1,0 +1,181 @@
+"""KinD's networks (Zhang, Zhang, Guo, "Kindling the Darkness", ACM MM 2019), in PyTorch.
+
+Structure follows the paper and the official TensorFlow code (zhangyhuaee/KinD, ``model.py``):
+3x3 convolutions with LeakyReLU(0.2), 2x2 max-pooling down, 2x2 stride-2 transposed
+convolutions (no bias) up, skip connections by concatenation. Widths are constructor
+arguments so one class serves the ``paper`` and ``lite`` presets.
+
+- ``DecomNet``: image -> (R (B,3,H,W) sigmoid, L (B,1,H,W) sigmoid). A 3-level U-Net makes R;
+  the illumination branch convolves the first-level features and joins the R branch's last
+  features before a 1x1 conv. width 32 gives the published ≈0.24 M parameters. H, W: multiples
+  of 4.
+- ``RestoreNet``: concat(R_low, L_low) (B,4,H,W) -> restored R (B,3,H,W) sigmoid. A U-Net with
+  ``len(widths)`` levels; widths (32,64,128,256,512), 2 convs per level give the published
+  ≈7.8 M parameters. H, W: multiples of 2**(levels-1).
+- ``AdjustNet``: concat(L, ratio map) (B,2,H,W) -> adjusted L (B,1,H,W) sigmoid; three
+  ``width``-channel convs (≈19 K parameters at width 32). Any H, W.
+- ``RatioNet`` (a lumen addition, not in KinD): the whole image, downsampled -> log of the
+  light ratio α that brings it to a natural brightness, so the default exposure is chosen
+  from the input alone (the official LOL evaluation takes α from the reference instead).
+
+All inputs are float in [0,1]; images are sRGB (gamma-encoded), as KinD was trained.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, padding=k // 2)
+
+
+def _act(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, 0.2)
+
+
+class _Up(nn.Module):
+    """2x2 stride-2 transposed conv (no bias) to ``cout`` channels, then concat with the skip."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.deconv = nn.ConvTranspose2d(cin, cout, 2, stride=2, bias=False)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.deconv(x), skip], 1)
+
+
+class DecomNet(nn.Module):
+    """Layer decomposition: (B,3,H,W) image in [0,1] -> R (B,3,H,W), L (B,1,H,W) in (0,1)."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        w = width
+        self.conv1 = _conv(3, w)
+        self.conv2 = _conv(w, 2 * w)
+        self.conv3 = _conv(2 * w, 4 * w)
+        self.up1 = _Up(4 * w, 2 * w)
+        self.conv4 = _conv(4 * w, 2 * w)
+        self.up2 = _Up(2 * w, w)
+        self.conv5 = _conv(2 * w, w)
+        self.r_out = _conv(w, 3, 1)  # 1x1 as in the official code (the paper drew 3x3)
+        self.l_conv = _conv(w, w)
+        self.l_out = _conv(2 * w, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c1 = _act(self.conv1(x))
+        c2 = _act(self.conv2(F.max_pool2d(c1, 2)))
+        c3 = _act(self.conv3(F.max_pool2d(c2, 2)))
+        c4 = _act(self.conv4(self.up1(c3, c2)))
+        c5 = _act(self.conv5(self.up2(c4, c1)))
+        r = torch.sigmoid(self.r_out(c5))
+        lf = _act(self.l_conv(c1))
+        l = torch.sigmoid(self.l_out(torch.cat([lf, c5], 1)))
+        return r, l
+
+
+class RestoreNet(nn.Module):
+    """Reflectance restoration U-Net: R_low (B,3,H,W), L_low (B,1,H,W) -> R (B,3,H,W) in (0,1)."""
+
+    def __init__(
+        self, widths: list[int] | tuple[int, ...] = (32, 64, 128, 256, 512), convs: int = 2
+    ):
+        super().__init__()
+        widths = list(widths)
+        self.levels = len(widths)
+
+        def block(cin: int, cout: int) -> nn.ModuleList:
+            return nn.ModuleList([_conv(cin if i == 0 else cout, cout) for i in range(convs)])
+
+        self.down = nn.ModuleList()
+        cin = 4
+        for w in widths:
+            self.down.append(block(cin, w))
+            cin = w
+        self.ups = nn.ModuleList()
+        self.up_blocks = nn.ModuleList()
+        for w_hi, w_lo in zip(widths[::-1][:-1], widths[::-1][1:], strict=True):
+            self.ups.append(_Up(w_hi, w_lo))
+            self.up_blocks.append(block(2 * w_lo, w_lo))
+        self.out = _conv(widths[0], 3)
+
+    @staticmethod
+    def _run(blk: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+        for conv in blk:
+            x = _act(conv(x))
+        return x
+
+    def forward(self, r: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([r, l], 1)
+        skips = []
+        for i, blk in enumerate(self.down):
+            if i:
+                x = F.max_pool2d(x, 2)
+            x = self._run(blk, x)
+            skips.append(x)
+        for up, blk, skip in zip(self.ups, self.up_blocks, skips[-2::-1], strict=True):
+            x = self._run(blk, up(x, skip))
+        return torch.sigmoid(self.out(x))
+
+
+class AdjustNet(nn.Module):
+    """Illumination adjustment: L (B,1,H,W) in [0,1] and the light ratio α (a (B,) tensor, a
+    float, or a (B,1,H,W) map) -> adjusted L (B,1,H,W) in (0,1)."""
+
+    def __init__(self, width: int = 32, convs: int = 3):
+        super().__init__()
+        layers = []
+        cin = 2
+        for _ in range(convs):
+            layers.append(_conv(cin, width))
+            cin = width
+        self.convs = nn.ModuleList(layers)
+        self.out = _conv(width, 1)
+
+    def forward(self, l: torch.Tensor, ratio: torch.Tensor | float) -> torch.Tensor:
+        if not torch.is_tensor(ratio):
+            ratio = torch.tensor(float(ratio), device=l.device)
+        ratio = ratio.to(l.dtype)
+        if ratio.dim() <= 1:
+            ratio = ratio.reshape(-1, 1, 1, 1)
+        x = torch.cat([l, ratio.expand_as(l)], 1)
+        for conv in self.convs:
+            x = _act(conv(x))
+        return torch.sigmoid(self.out(x))
+
+
+class RatioNet(nn.Module):
+    """Input-only light-ratio estimator (lumen addition). (B,3,H,W) image in [0,1], any size
+    (resized to ``size``x``size`` by area averaging) -> log α (B,), where α is the ratio
+    mean(L_target)/mean(L_input) KinD's adjustment net takes.
+
+    Strided 3x3 convs see the whole picture; global mean and max pooling summarise it; a linear
+    head adds a learned correction to a prior log(target / mean luminance) so an untrained net
+    already gives a sensible α.
+    """
+
+    def __init__(self, width: int = 16, size: int = 64, target: float = 0.42):
+        super().__init__()
+        self.size = size
+        self.target = target
+        w = width
+        self.convs = nn.ModuleList([_conv(4, w), _conv(w, 2 * w), _conv(2 * w, 2 * w)])
+        self.head = nn.Linear(4 * w + 2, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.adaptive_avg_pool2d(x.float(), self.size).clamp(0, 1)
+        lum = x.amax(1, keepdim=True)  # KinD's L behaves like a smoothed max-RGB
+        log_mean = torch.log(lum.flatten(1).mean(1).clamp_min(1e-3))
+        h = torch.cat([x, lum], 1)
+        for conv in self.convs:
+            h = _act(conv(h))
+            h = F.avg_pool2d(h, 2)
+        feats = torch.cat(
+            [h.mean((2, 3)), h.amax((2, 3)), log_mean[:, None], log_mean[:, None] ** 2], 1
+        )
+        prior = torch.log(torch.tensor(self.target, device=x.device)) - log_mean
+        return prior + self.head(feats).squeeze(1)

@@ -1,0 +1,291 @@
+"""KinD ("Kindling the Darkness", Zhang, Zhang, Guo, ACM MM 2019) as a lumen pipeline.
+
+Recipe for one image (x: (1,3,H,W) float in [0,1], sRGB)::
+
+    analyze:  α0 = exp(ratio(x downsampled))   # light ratio from the input alone (lumen addition)
+              α  = α0 · exposure                 # --exposure scales it (1.0 = default look)
+    per tile: R, L = decom(x)                    # reflectance (3ch) and illumination (1ch)
+              R̂   = restore(R, L)                # denoise / fix colour of R, guided by L
+              L̂   = adjust(L, α)                 # relight L to the ratio α
+              out = R̂ · L̂
+
+The default light ratio is predicted by ``RatioNet`` from a downsampled copy of the whole
+image (never from a reference; the official LOL evaluation takes it from the ground truth).
+When a weights file has no ``ratio`` net, a fixed target mean illumination of 0.42 (the median
+brightness of the SICE training references) is used: α0 = 0.42 / mean(max-RGB).
+
+The official test script (``evaluate.py``) adds two steps: it darkens R̂ where the input
+reflectance is near black, and blends the result with the input by L. Both are available via
+``opts.extra`` (``darken_shadows``, ``blend_input``, default off: they cost PSNR/SSIM on
+sice/val, see the measurements in the weights' provenance and BENCHMARKS.md).
+
+Training stages (``stages()``): decomposition, restoration, adjustment (as the paper) and
+``joint`` (lumen addition: restoration, adjustment and ratio nets fine-tuned end to end on the
+output R̂·L̂ with the predicted α, on whole downscaled images).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region
+from lumen_cli.retinex import losses as RL
+
+TARGET_MEAN_L = 0.42  # median mean brightness of the sice/train references
+ALPHA_RANGE = (0.05, 30.0)
+ANALYZE_SIZE = 256  # the ratio estimator sees the whole image at this long side (area average)
+
+_LITE_RESTORE = [16, 32, 64, 128, 256]
+_PAPER_RESTORE = [32, 64, 128, 256, 512]
+
+
+def _preset(decom_w: int, restore_w: list[int], adjust_w: int) -> dict[str, tuple[str, dict]]:
+    return {
+        "decom": ("kind.decom", {"width": decom_w}),
+        "restore": ("kind.restore", {"widths": restore_w, "convs": 2}),
+        "adjust": ("kind.adjust", {"width": adjust_w, "convs": 3}),
+        "ratio": ("kind.ratio", {"width": 16, "size": 64, "target": TARGET_MEAN_L}),
+    }
+
+
+# -- augmentation ---------------------------------------------------------------------------
+def add_sensor_noise(x: torch.Tensor, p: float = 0.5) -> torch.Tensor:
+    """Poisson-Gaussian sensor noise on a fraction ``p`` of a batch of dim sRGB images.
+
+    x: (B,3,H,W) in [0,1], sRGB. Noise is added in linear light (gamma 2.2) with per-image
+    shot gain a ~ logU(1e-4, 2e-3) and read variance b ~ logU(1e-7, 1e-5), independently per
+    channel (colour noise, as in real night photos such as LOL). Uses torch's global RNG.
+    """
+    b = x.shape[0]
+    dev = x.device
+    lin = x.float().clamp(0, 1) ** 2.2
+
+    def logu(lo: float, hi: float) -> torch.Tensor:
+        u = torch.rand(b, 1, 1, 1, device=dev)
+        return torch.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
+
+    var = logu(1e-4, 2e-3) * lin + logu(1e-7, 1e-5)
+    noisy = (lin + var.sqrt() * torch.randn_like(lin)).clamp(0, 1) ** (1 / 2.2)
+    keep = (torch.rand(b, 1, 1, 1, device=dev) >= p).float()
+    return keep * x.float() + (1 - keep) * noisy
+
+
+def _f(t: torch.Tensor) -> torch.Tensor:
+    return t.float()
+
+
+def _logs(**terms: torch.Tensor) -> dict[str, float]:
+    return {k: float(v.detach()) for k, v in terms.items()}
+
+
+# -- stage losses ---------------------------------------------------------------------------
+def decomposition_loss(nets, batch, step):
+    """L_rec + 0.01 L_rs + 0.15 L_is + 0.2 L_mc on [I_low, I_high] (decom net)."""
+    low, high = batch["low"], batch["high"]
+    r, l = nets["decom"](torch.cat([low, high], 0))
+    r, l = _f(r), _f(l)
+    n = low.shape[0]
+    return RL.decomposition_loss(r[:n], l[:n], r[n:], l[n:], low, high)
+
+
+def restoration_loss(nets, batch, step, noise_p: float = 0.5):
+    """||R̂ − R_high||² + (1 − SSIM) + gradient L2, R̂ = restore(R_low, L_low); decom frozen.
+    Synthetic sensor noise on part of the inputs teaches denoising of real night photos."""
+    low = add_sensor_noise(batch["low"], noise_p) if noise_p > 0 else batch["low"]
+    with torch.no_grad():
+        r, l = nets["decom"](torch.cat([low, batch["high"]], 0))
+    n = low.shape[0]
+    r_low, l_low, r_high = r[:n], l[:n], _f(r[n:])
+    pred = _f(nets["restore"](r_low, l_low))
+    mse = F.mse_loss(pred, r_high)
+    ss = RL.ssim_loss(pred, r_high)
+    grad = RL.gradient_l2(pred, r_high)
+    return mse + ss + grad, _logs(mse=mse, ssim=ss, grad=grad)
+
+
+def _ratio_target(l_src: torch.Tensor, l_tgt: torch.Tensor) -> torch.Tensor:
+    """(B,) α = mean(L_tgt) / mean(L_src), the ratio KinD's adjustment net is given."""
+    return l_tgt.flatten(1).mean(1) / l_src.flatten(1).mean(1).clamp_min(1e-4)
+
+
+def adjustment_loss(nets, batch, step, identity_p: float = 0.15):
+    """L2 + gradient-magnitude loss of adjust(L_src, α) vs L_tgt, in both directions between
+    L_low and L_high (α = ratio of their means; a few identity samples with α = 1 cover the
+    range in between). When a ``ratio`` net is present, it learns log α(low -> high) from the
+    low image alone (lumen addition)."""
+    low, high = batch["low"], batch["high"]
+    n = low.shape[0]
+    with torch.no_grad():
+        _, l = nets["decom"](torch.cat([low, high], 0))
+    l = _f(l)
+    l_low, l_high = l[:n], l[n:]
+    u = torch.rand(n, 1, 1, 1, device=l.device)
+    up = (u < 0.5).float()  # low -> high
+    src = up * l_low + (1 - up) * l_high
+    tgt = up * l_high + (1 - up) * l_low
+    same = (torch.rand(n, 1, 1, 1, device=l.device) < identity_p).float()
+    tgt = same * src + (1 - same) * tgt
+    alpha = _ratio_target(src, tgt)
+    pred = _f(nets["adjust"](src, alpha))
+    mse = F.mse_loss(pred, tgt)
+    grad = RL.gradient_l2(pred, tgt, gray=False)
+    loss, logs = mse + grad, _logs(mse=mse, grad=grad)
+    if "ratio" in nets and any(p.requires_grad for p in nets["ratio"].parameters()):
+        log_a = _f(nets["ratio"](low))
+        rl = F.smooth_l1_loss(log_a, torch.log(_ratio_target(l_low, l_high)), beta=0.1)
+        loss, logs["ratio"] = loss + rl, float(rl.detach())
+    return loss, logs
+
+
+def joint_loss(nets, batch, step, noise_p: float = 0.3):
+    """End-to-end fine-tuning (lumen addition): out = restore(R,L) · adjust(L, α̂), α̂ from the
+    ratio net on the low image; L1 + (1 − SSIM) against I_high, plus the ratio net's own
+    log α loss. Decom frozen."""
+    low = add_sensor_noise(batch["low"], noise_p) if noise_p > 0 else batch["low"]
+    high = batch["high"]
+    with torch.no_grad():
+        r, l = nets["decom"](torch.cat([low, high], 0))
+    n = low.shape[0]
+    r_low, l_low = r[:n], l[:n]
+    target_log_a = torch.log(_ratio_target(_f(l_low), _f(l[n:])))
+    log_a = _f(nets["ratio"](batch["low"]))
+    alpha = torch.exp(log_a).clamp(*ALPHA_RANGE)
+    out = _f(nets["restore"](r_low, l_low)) * _f(nets["adjust"](l_low, alpha))
+    l1 = (out - high).abs().mean()
+    ss = RL.ssim_loss(out, high)
+    rl = F.smooth_l1_loss(log_a, target_log_a, beta=0.1)
+    return l1 + ss + 0.5 * rl, _logs(l1=l1, ssim=ss, ratio=rl)
+
+
+class KinDPipeline(Pipeline):
+    method: ClassVar[str] = "kind"
+    size_multiple: ClassVar[int] = 16  # 5-level restoration U-Net (decom needs 4)
+    memory_per_pixel: ClassVar[int] = 3072
+    presets: ClassVar[dict[str, dict[str, tuple[str, dict[str, Any]]]]] = {
+        # decom 235,876 + restore 7,760,739 + adjust 19,393 + ratio 14,547 = 8,030,555
+        "paper": _preset(32, _PAPER_RESTORE, 32),
+        # decom 235,876 + restore 1,941,427 + adjust 19,393 + ratio 14,547 = 2,211,243
+        "lite": _preset(32, _LITE_RESTORE, 32),
+    }
+    default_preset: ClassVar[str] = "lite"
+
+    @classmethod
+    def stages(cls) -> list:
+        from lumen_cli.train.stage import Stage
+
+        return [
+            Stage(
+                "decomposition",
+                trains=("decom",),
+                loss=decomposition_loss,
+                defaults={"lr": 1e-3, "steps": 1200, "batch_size": 8, "crop": 96, "warmup": 50},
+                validate_full=False,
+            ),
+            Stage(
+                "restoration",
+                trains=("restore",),
+                uses=("decom",),
+                loss=restoration_loss,
+                defaults={"lr": 5e-4, "steps": 2000, "batch_size": 4, "crop": 192},
+                validate_full=False,
+            ),
+            Stage(
+                "adjustment",
+                trains=("adjust", "ratio"),
+                uses=("decom",),
+                loss=adjustment_loss,
+                defaults={"lr": 1e-3, "steps": 1500, "batch_size": 8, "crop": None, "resize": 128},
+            ),
+            Stage(
+                "joint",
+                trains=("restore", "adjust", "ratio"),
+                uses=("decom",),
+                loss=joint_loss,
+                defaults={"lr": 1e-4, "steps": 800, "batch_size": 4, "crop": None, "resize": 256},
+            ),
+        ]
+
+    # -- inference ------------------------------------------------------------------------
+    def default_ratio(self, x: torch.Tensor) -> torch.Tensor:
+        """(B,) default light ratio α0 from the images alone. x: (B,3,H,W) in [0,1], sRGB."""
+        h, w = x.shape[-2:]
+        s = min(1.0, ANALYZE_SIZE / max(h, w))
+        small = x.float()
+        if s < 1.0:
+            size = (max(1, round(h * s)), max(1, round(w * s)))
+            small = F.interpolate(small, size=size, mode="area")
+        if "ratio" in self.nets:
+            log_a = self.nets["ratio"](small).float()
+        else:
+            lum = small.amax(1).flatten(1).mean(1).clamp_min(1e-3)
+            log_a = math.log(TARGET_MEAN_L) - torch.log(lum)
+        return torch.exp(log_a).clamp(*ALPHA_RANGE)
+
+    def analyze(self, x: torch.Tensor, opts: EnhanceOptions, generator: torch.Generator) -> dict:
+        """Whole-image light ratio: {'alpha0': (B,), 'alpha': (B,) = alpha0 · exposure}."""
+        with torch.no_grad():
+            a0 = self.default_ratio(x.to(self.device))
+        exposure = 1.0 if opts.exposure is None else float(opts.exposure)
+        if not exposure > 0:
+            raise ValueError(f"kind: exposure must be > 0, got {exposure}")
+        return {"alpha0": a0, "alpha": (a0 * exposure).clamp(*ALPHA_RANGE)}
+
+    def _maps(self, x: torch.Tensor, ctx: dict, opts: EnhanceOptions) -> dict[str, torch.Tensor]:
+        r, l = self.nets["decom"](x)
+        r_hat = self.nets["restore"](r, l).float()
+        alpha = ctx.get("alpha")
+        if alpha is None:
+            alpha = self.analyze(x, opts, torch.Generator())["alpha"]
+        alpha = alpha.to(x.device).float().reshape(-1)
+        if alpha.numel() == 1 and x.shape[0] > 1:
+            alpha = alpha.expand(x.shape[0])
+        l_hat = self.nets["adjust"](l, alpha).float()
+        return {"reflectance": r.float(), "illumination": l.float(), "r_hat": r_hat, "l_hat": l_hat}
+
+    def enhance(
+        self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions
+    ) -> torch.Tensor:
+        """x: (B,3,h,w) in [0,1] sRGB, h and w multiples of 16 -> (B,3,h,w) in [0,1]."""
+        with torch.no_grad():
+            m = self._maps(x, ctx, opts)
+            r_hat = m["r_hat"]
+            if opts.extra.get("darken_shadows", False):  # official evaluate.py step
+                gray = RL.rgb_to_gray(m["reflectance"])
+                k = _gauss(3.0, gray)
+                r_hat = r_hat * torch.clamp(2 * k, 0, 1).sqrt()
+            out = r_hat * m["l_hat"]
+            if opts.extra.get("blend_input", False):  # official evaluate.py step
+                out = m["illumination"] * x.float() + (1 - m["illumination"]) * out
+            return out.clamp(0, 1)
+
+    def decompose(
+        self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions
+    ) -> dict[str, torch.Tensor]:
+        """{'reflectance' (B,3,h,w), 'illumination' (B,1,h,w): the decomposition net's maps;
+        'reflectance_restored' (B,3,h,w), 'illumination_adjusted' (B,1,h,w)}, all in [0,1]."""
+        with torch.no_grad():
+            m = self._maps(x, ctx, opts)
+        return {
+            "reflectance": m["reflectance"].clamp(0, 1),
+            "illumination": m["illumination"].clamp(0, 1),
+            "reflectance_restored": m["r_hat"].clamp(0, 1),
+            "illumination_adjusted": m["l_hat"].clamp(0, 1),
+        }
+
+
+def _gauss(sigma: float, x: torch.Tensor) -> torch.Tensor:
+    """Gaussian blur of (B,1,H,W) with reflect padding (radius 3σ)."""
+    r = int(math.ceil(3 * sigma))
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    pad = min(r, x.shape[-1] - 1, x.shape[-2] - 1)
+    if pad < r:  # tiny tiles: crop the kernel to what reflect padding allows
+        k = k[r - pad : r + pad + 1] / k[r - pad : r + pad + 1].sum()
+    y = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    y = F.conv2d(y, k.view(1, 1, 1, -1))
+    return F.conv2d(y, k.view(1, 1, -1, 1))
