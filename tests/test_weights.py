@@ -268,3 +268,32 @@ def test_push_refuses_bad_commit_and_wrong_file(env):
     add_entry(env, revision="", bundled=FILE, sha256="0" * 64)
     with pytest.raises(WeightsError, match="sha256 mismatch"):
         rs.push("kind-tiny", "o/n", upload=lambda **kw: None)
+
+
+# -- the `lumen weights` sub-app ------------------------------------------------------------
+def test_cli_list_path_verify(env):
+    from typer.testing import CliRunner
+
+    from lumen_cli.cli.weights_cmd import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["list"])
+    assert r.exit_code == 0 and "No weights in the manifest" in r.stdout
+    add_entry(env)
+    add_entry(env, name="other", revision="")
+    link = fill_cache(env["cache"], env["ckpt"], env["sha"])
+    r = runner.invoke(app, ["list"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    row = next(line for line in r.stdout.splitlines() if "kind-tiny" in line)
+    assert "cached" in row and REPO in row and REV[:8] in row and "MIT" in row
+    other = next(line for line in r.stdout.splitlines() if "other" in line)
+    assert "missing" in other and "not published" in other
+    r = runner.invoke(app, ["path", "kind-tiny"])
+    assert r.exit_code == 0 and r.stdout.strip() == str(link)
+    r = runner.invoke(app, ["verify", "kind-tiny"])
+    assert r.exit_code == 0 and "OK" in r.stdout
+    link.resolve().write_bytes(b"tampered")
+    rs._verified.clear()
+    r = runner.invoke(app, ["verify"])
+    assert isinstance(r.exception, WeightsError) and "kind-tiny" in str(r.exception)
+    assert "sha256 mismatch" in r.stdout
