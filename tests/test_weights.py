@@ -143,6 +143,8 @@ def test_resolve_from_prefilled_cache_offline(env):
     assert path == link and path.read_bytes() == env["ckpt"].read_bytes()
     method, nets, _ = load_nets(path)
     assert method == "kind" and isinstance(nets["decom"], Tiny)
+    method, nets, _ = rs.load_weights("kind-tiny")
+    assert method == "kind" and not nets["decom"].training
     ok, vpath, msg = rs.verify("kind-tiny")
     assert ok and vpath == link and "cache copy OK" in msg
     assert rs.pull("kind-tiny") == link  # offline pull: already cached and checked
@@ -297,3 +299,19 @@ def test_cli_list_path_verify(env):
     r = runner.invoke(app, ["verify"])
     assert isinstance(r.exception, WeightsError) and "kind-tiny" in str(r.exception)
     assert "sha256 mismatch" in r.stdout
+
+
+def test_register_checkpoint_for_export(env):
+    from lumen_cli.weights.manifest_write import register_checkpoint
+
+    e = register_checkpoint(
+        "kind-tiny", env["ckpt"], repo_id=REPO, license="MIT", bundle=True, provenance={"steps": 3}
+    )
+    assert (e.method, e.nets, e.sha256, e.revision) == ("kind", ("decom",), env["sha"], "")
+    assert e.size_bytes == env["ckpt"].stat().st_size and e.filename == FILE
+    assert (env["bundled"] / FILE).read_bytes() == env["ckpt"].read_bytes()
+    assert mf.load_manifest()["kind-tiny"] == e
+    assert rs.resolve("kind-tiny") == env["bundled"] / FILE
+    rs.push("kind-tiny", REPO, upload=lambda **kw: type("C", (), {"oid": REV})())
+    again = register_checkpoint("kind-tiny", env["ckpt"])  # same file: keeps its pin
+    assert again.revision == REV and again.bundled == FILE and again.provenance == {"steps": 3}

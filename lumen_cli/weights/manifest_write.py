@@ -139,3 +139,62 @@ def set_published(
     entry = replace(get_entry(name, path), repo_id=repo_id, revision=revision)
     write_entry(entry, path)
     return entry
+
+
+def register_checkpoint(
+    name: str,
+    path: str | os.PathLike,
+    *,
+    repo_id: str = "",
+    license: str = "",
+    bundle: bool = False,
+    provenance: dict[str, Any] | None = None,
+    manifest: str | os.PathLike | None = None,
+) -> WeightEntry:
+    """Add (or update) manifest entry ``name`` for the lumen checkpoint at ``path``.
+
+    For ``lumen train export``: method, nets, sha256 and size come from the file; provenance
+    defaults to the file's ``lumen.provenance`` metadata (or the entry's, for the same file).
+    With ``bundle=True`` the file is copied to ``lumen_cli/weights/bundled/<name>.safetensors``.
+    An existing entry keeps its Hub coordinates only while the file is unchanged; a new file
+    is unpublished (``revision = ""``) until ``lumen weights push``.
+    """
+    import shutil
+
+    from lumen_cli.weights import manifest as mf
+    from lumen_cli.weights.checkpoint import check_lumen_file, describe_nets, sha256_file
+
+    path = Path(path)
+    meta = check_lumen_file(path)
+    sha = sha256_file(path)
+    old = mf.load_manifest(manifest).get(name)
+    same_file = old is not None and old.sha256 == sha
+    if provenance is None:
+        provenance = json.loads(meta.get("lumen.provenance", "{}"))
+        if not provenance and same_file:
+            provenance = old.provenance
+    bundled = None
+    if bundle:
+        bundled = f"{name}.safetensors"
+        mf.BUNDLED_DIR.mkdir(parents=True, exist_ok=True)
+        dest = mf.BUNDLED_DIR / bundled
+        tmp = dest.with_name(f".{bundled}.tmp")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, dest)
+    elif same_file:  # a bundled copy of another file would fail its sha256 check
+        bundled = old.bundled
+    entry = WeightEntry(
+        name=name,
+        method=meta["lumen.method"],
+        filename=old.filename if old else f"{name}.safetensors",
+        repo_id=repo_id or (old.repo_id if old else ""),
+        revision=old.revision if same_file and repo_id in ("", old.repo_id) else "",
+        sha256=sha,
+        bundled=bundled,
+        nets=tuple(describe_nets(meta)),
+        license=license or (old.license if old else ""),
+        provenance=provenance,
+        size_bytes=path.stat().st_size,
+    )
+    write_entry(entry, manifest)
+    return entry

@@ -191,6 +191,31 @@ def resolve(
     return check_sha256(entry, path, "cache")
 
 
+def load_weights(
+    name_or_entry: str | WeightEntry | None,
+    weights_path: str | os.PathLike | None = None,
+    device="cpu",
+    *,
+    allow_download: bool = True,
+):
+    """``resolve`` then ``checkpoint.load_nets``: ``(method, {net: nn.Module}, metadata)``.
+
+    The nets are in eval mode on ``device``; a manifest file must hold the nets its entry lists.
+    """
+    from lumen_cli.weights.checkpoint import load_nets
+
+    path = resolve(name_or_entry, weights_path, allow_download=allow_download)
+    method, nets, meta = load_nets(path, device)
+    if weights_path is None and name_or_entry is not None:
+        entry = _entry(name_or_entry)
+        if entry.nets and set(entry.nets) != set(nets):
+            raise WeightsError(
+                f"{path}: holds nets {sorted(nets)}, the manifest entry {entry.name!r} "
+                f"lists {sorted(entry.nets)}"
+            )
+    return method, nets, meta
+
+
 def pull(name_or_entry: str | WeightEntry) -> Path:
     """Make sure the entry's file is in the HF cache at its pinned revision, and checked.
 
