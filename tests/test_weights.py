@@ -315,3 +315,20 @@ def test_register_checkpoint_for_export(env):
     rs.push("kind-tiny", REPO, upload=lambda **kw: type("C", (), {"oid": REV})())
     again = register_checkpoint("kind-tiny", env["ckpt"])  # same file: keeps its pin
     assert again.revision == REV and again.bundled == FILE and again.provenance == {"steps": 3}
+    # provenance as train export writes it: nested tables, None, tuples, odd strings
+    prov = {
+        "data": None,
+        "settings": {"preset": "lite", "lr": 1e-4, "sizes": (32, 64)},
+        "notes": ['stage "a" stopped', "ünïcode\ttab"],
+        "steps": {"decom": 10},
+    }
+    e = register_checkpoint("kind-tiny", env["ckpt"], provenance=prov)
+    assert (
+        mf.load_manifest()["kind-tiny"].provenance
+        == {
+            "settings": {"preset": "lite", "lr": 1e-4, "sizes": [32, 64]},
+            "notes": ['stage "a" stopped', "ünïcode\ttab"],
+            "steps": {"decom": 10},
+        }
+        == e.provenance
+    )

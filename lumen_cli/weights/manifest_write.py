@@ -51,6 +51,16 @@ def _value(v: Any) -> str:
     raise TypeError(f"cannot write {type(v).__name__} {v!r} to the manifest")
 
 
+def toml_clean(v: Any) -> Any:
+    """``v`` made writable as TOML: None values dropped from tables (TOML has no null),
+    tuples as lists, keys as str."""
+    if isinstance(v, dict):
+        return {str(k): toml_clean(x) for k, x in v.items() if x is not None}
+    if isinstance(v, (list, tuple)):
+        return [toml_clean(x) for x in v if x is not None]
+    return v
+
+
 def render_entry(entry: WeightEntry) -> str:
     """TOML text of one entry: its table, then ``provenance`` as a sub-table."""
     head = f"weights.{_key(entry.name)}"
@@ -110,9 +120,12 @@ def replace_entry_text(text: str, entry: WeightEntry) -> str:
     return "".join(lines[:start]) + block + ("\n" + tail.lstrip("\n") if tail.strip() else "")
 
 
-def write_entry(entry: WeightEntry, path: str | os.PathLike | None = None) -> Path:
-    """Put ``entry`` into the manifest at ``path`` (default: ``manifest_path()``) atomically."""
+def write_entry(entry: WeightEntry, path: str | os.PathLike | None = None) -> WeightEntry:
+    """Put ``entry`` into the manifest at ``path`` (default: ``manifest_path()``) atomically.
+
+    Returns the entry as written (provenance passed through ``toml_clean``)."""
     path = Path(path) if path is not None else manifest_path()
+    entry = replace(entry, provenance=toml_clean(entry.provenance))
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     new = replace_entry_text(text, entry)
     check = parse_manifest(new, path)  # never write a file lumen cannot read back
@@ -127,7 +140,7 @@ def write_entry(entry: WeightEntry, path: str | os.PathLike | None = None) -> Pa
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
+    return entry
 
 
 def set_published(
@@ -137,8 +150,7 @@ def set_published(
     from lumen_cli.weights.manifest import get_entry
 
     entry = replace(get_entry(name, path), repo_id=repo_id, revision=revision)
-    write_entry(entry, path)
-    return entry
+    return write_entry(entry, path)
 
 
 def register_checkpoint(
@@ -196,5 +208,4 @@ def register_checkpoint(
         provenance=provenance,
         size_bytes=path.stat().st_size,
     )
-    write_entry(entry, manifest)
-    return entry
+    return write_entry(entry, manifest)
