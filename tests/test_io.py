@@ -37,8 +37,9 @@ def _s15(v: float) -> bytes:
     return struct.pack(">i", round(v * 65536))
 
 
-def adobe_like_profile() -> bytes:
-    """A minimal ICC v2 matrix/TRC RGB display profile with Adobe RGB primaries."""
+def adobe_like_profile(gray: bool = False) -> bytes:
+    """A minimal ICC v2 matrix/TRC RGB display profile with Adobe RGB primaries (or, with
+    gray=True, a gray profile with a gamma 1.8 tone curve)."""
 
     def xyz(v):
         return b"XYZ \0\0\0\0" + b"".join(_s15(c) for c in v)
@@ -48,17 +49,21 @@ def adobe_like_profile() -> bytes:
     desc += b"\0" * 67
     trc = b"curv\0\0\0\0" + struct.pack(">IH", 1, 563) + b"\0\0"
     cprt = b"text\0\0\0\0" + b"no copyright\0"
-    tags = [
-        (b"desc", desc),
-        (b"wtpt", xyz([0.9642, 1.0, 0.8249])),
-        (b"rXYZ", xyz(ADOBE[:, 0])),
-        (b"gXYZ", xyz(ADOBE[:, 1])),
-        (b"bXYZ", xyz(ADOBE[:, 2])),
-        (b"rTRC", trc),
-        (b"gTRC", trc),
-        (b"bTRC", trc),
-        (b"cprt", cprt),
-    ]
+    if gray:
+        gamma18 = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(1.8 * 256)) + b"\0\0"
+        tags = [(b"desc", desc), (b"wtpt", xyz([0.9642, 1.0, 0.8249])), (b"kTRC", gamma18)]
+    else:
+        tags = [
+            (b"desc", desc),
+            (b"wtpt", xyz([0.9642, 1.0, 0.8249])),
+            (b"rXYZ", xyz(ADOBE[:, 0])),
+            (b"gXYZ", xyz(ADOBE[:, 1])),
+            (b"bXYZ", xyz(ADOBE[:, 2])),
+            (b"rTRC", trc),
+            (b"gTRC", trc),
+            (b"bTRC", trc),
+            (b"cprt", cprt),
+        ]
     offset = 128 + 4 + 12 * len(tags)
     table, body = b"", b""
     for sig, data in tags:
@@ -66,7 +71,8 @@ def adobe_like_profile() -> bytes:
         table += sig + struct.pack(">II", offset + len(body), len(data))
         body += data
     size = offset + len(body)
-    header = struct.pack(">I4sI4s4s4s", size, b"\0\0\0\0", 0x02100000, b"mntr", b"RGB ", b"XYZ ")
+    space = b"GRAY" if gray else b"RGB "
+    header = struct.pack(">I4sI4s4s4s", size, b"\0\0\0\0", 0x02100000, b"mntr", space, b"XYZ ")
     header += b"\0" * 12 + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
     header += _s15(0.9642) + _s15(1.0) + _s15(0.8249)
     header += b"\0" * (128 - len(header))
@@ -156,6 +162,18 @@ def test_exif_orientation_16bit_png(tmp_path, orientation):
     assert np.array_equal(high_bytes, upright)  # Pillow's 8-bit view keeps the high bytes
 
 
+def test_tiff_source_exif_keeps_only_descriptive_tags(tmp_path):
+    src = tmp_path / "src.tif"
+    Image.fromarray(gradient(6, 10)).save(src, exif=exif_bytes(8, "TiffCam"))
+    pic = read_image(src)
+    assert pic.pixels.shape == (10, 6, 3)
+    out = tmp_path / "out.jpg"
+    write_image(pic, pic.pixels, out)
+    exif = Image.open(out).getexif()
+    assert exif[0x010F] == "TiffCam" and exif.get(0x0112, 1) == 1
+    assert 0x0111 not in exif and 0x0100 not in exif  # no strip offsets / width copied
+
+
 @pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp", ".tif"])
 def test_exif_copied_with_orientation_1(tmp_path, suffix):
     src = tmp_path / "src.jpg"
@@ -209,6 +227,33 @@ def test_icc_16bit_keeps_precision(tmp_path):
     assert "sRGB" in ImageCms.getProfileDescription(
         ImageCms.ImageCmsProfile(io.BytesIO(Image.open(out).info["icc_profile"]))
     )
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+def test_icc_gray_profile(tmp_path, depth):
+    icc = adobe_like_profile(gray=True)
+    top, dtype = (65535, np.uint16) if depth == 16 else (255, np.uint8)
+    a = gradient(8, 8, 1, top, dtype)[..., 0]
+    src = tmp_path / "g.png"
+    Image.fromarray(a).save(src, icc_profile=icc)
+    pic = read_image(src)
+    assert pic.grayscale and pic.bit_depth == depth
+    lin = (a / top) ** (round(1.8 * 256) / 256)
+    expected = np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)
+    tol = 1.6 / 255 if depth == 8 else 2e-4
+    assert np.abs(pic.pixels[..., 1] - expected).max() < tol
+    write_image(pic, pic.pixels, tmp_path / "out.png")
+    assert "icc_profile" not in Image.open(tmp_path / "out.png").info  # gray: no RGB profile
+
+
+def test_exif_orientation_16bit_gray_tiff(tmp_path):
+    a = gradient(5, 9, 1, 65535, np.uint16)[..., 0]
+    src = tmp_path / "o16.tif"
+    Image.fromarray(a).save(src, exif=exif_bytes(6))  # "I;16" TIFF, decoded by OpenCV
+    pic = read_image(src)
+    assert pic.bit_depth == 16 and pic.grayscale
+    expected = np.rot90(a, k=-1)  # orientation 6: rotate 90 degrees clockwise
+    assert np.array_equal(np.rint(pic.pixels[..., 0] * 65535).astype(np.uint16), expected)
 
 
 # --- bit depth, alpha, grayscale -----------------------------------------------------------

@@ -11,6 +11,7 @@ import io
 import os
 import threading
 import warnings
+from functools import cache
 
 import numpy as np
 
@@ -141,7 +142,9 @@ def _decode16(name, data, orientation, icc):
     arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if arr is None or arr.dtype != np.uint16:
         raise ImageReadError(f"{name}: corrupt or truncated 16-bit image (OpenCV cannot decode it)")
-    arr = apply_orientation(arr, orientation)
+    fmt = "PNG" if png.ihdr(buf[:32].tobytes()) else "TIFF"
+    if not _cv2_orients(fmt):
+        arr = apply_orientation(arr, orientation)
     alpha = None
     if arr.ndim == 2:
         values, gray = arr, True
@@ -154,6 +157,21 @@ def _decode16(name, data, orientation, icc):
         if _looks_gray(name, data):
             values, gray = arr[..., 0], True
     return values, alpha, gray, _icc16(values, icc, gray)
+
+
+@cache
+def _cv2_orients(fmt: str) -> bool:
+    """Whether this OpenCV applies EXIF orientation itself under IMREAD_UNCHANGED for ``fmt``
+    (OpenCV 5 does for TIFF; 4.x documents that it does not). Probed once with a 2x1 image."""
+    import cv2
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees: a 2x1 image becomes 1x2
+    probe = io.BytesIO()
+    Image.fromarray(np.zeros((1, 2), np.uint16)).save(probe, format=fmt, exif=exif.tobytes())
+    arr = cv2.imdecode(np.frombuffer(probe.getvalue(), np.uint8), cv2.IMREAD_UNCHANGED)
+    return arr is not None and arr.shape[:2] == (2, 1)
 
 
 def _looks_gray(name, data) -> bool:
@@ -190,6 +208,8 @@ def _decode8(im, name, orientation, icc):
     from PIL import Image
 
     im.load()  # raises on truncated/corrupt data (LOAD_TRUNCATED_IMAGES is off)
+    if im.format == "TIFF" and 0x0112 not in im.tag_v2:
+        orientation = 1  # recent Pillow turns TIFFs upright itself while loading
     mode = im.mode
     if mode == "1":
         im, mode = im.convert("L"), "L"
