@@ -1,0 +1,113 @@
+"""Export a run's EMA weights as one lumen safetensors file, with provenance and a manifest entry.
+
+Per stage the weights come from ``final.pt`` (stage finished), or with ``best=True`` from
+``best.pt`` where validation kept one; a stage stopped early contributes the EMA of its last
+checkpoint (and the export says so). Nets no stage trained keep the run's seeded init.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any
+
+from lumen_cli.errors import UsageError
+from lumen_cli.train.runner import build_run_nets, load_stage_weights, method_class, read_run
+
+
+def export_run(
+    run_dir: Path, output: Path, *, best: bool = False, license: str = "MIT"
+) -> dict[str, Any]:
+    """Write ``output`` (.safetensors). Returns {"sha256", "manifest", "notes", "provenance"}."""
+    from lumen_cli.weights.checkpoint import save_nets
+
+    run_dir, output = Path(run_dir), Path(output)
+    if not (run_dir / "run.json").exists():
+        raise UsageError(f"{run_dir} is not a training run directory (no run.json)")
+    info = read_run(run_dir)
+    cls = method_class(info["method"])
+    settings = info["settings"]
+    nets = build_run_nets(cls, settings)
+    notes, steps, val = [], {}, {}
+    for st in cls.stages():
+        sdir = run_dir / st.name
+        order = ["best", "final", "last"] if best else ["final", "last"]
+        which = next((w for w in order if (sdir / f"{w}.pt").exists()), None)
+        if which is None:
+            notes.append(f"stage {st.name} never ran: nets {list(st.trains)} are untrained")
+            continue
+        ck = load_stage_weights(nets, st, sdir, which)
+        rec = info.get("stages", {}).get(st.name, {})
+        steps[st.name] = int(ck.get("step", rec.get("step", 0)))
+        if which == "last":
+            notes.append(f"stage {st.name} stopped at step {steps[st.name]} of {rec.get('total')}")
+        metrics = ck.get("metrics") if which == "best" else rec.get("best") or rec.get("last_val")
+        if metrics:
+            val[st.name] = {
+                k: round(float(v), 4)
+                for k, v in metrics.items()
+                if k in ("psnr", "ssim", "val_loss")
+            }
+    prov = {
+        "command": info.get("command", ""),
+        "data": info.get("data"),
+        "val_data": info.get("val"),
+        "synthesize": info.get("synthesize", False),
+        "preset": settings.get("preset"),
+        "settings": settings,
+        "steps": steps,
+        "val": val,
+        "weights": "best" if best else "final EMA",
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "lumen_version": info.get("lumen_version"),
+        "notes": notes,
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    sha = save_nets(output, info["method"], nets, {"lumen.provenance": json.dumps(prov)})
+    return {
+        "sha256": sha,
+        "manifest": manifest_entry(output, info["method"], list(nets), sha, prov, license),
+        "notes": notes,
+        "provenance": prov,
+    }
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return json.dumps("" if v is None else str(v))
+
+
+def _key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else json.dumps(k)
+
+
+def manifest_entry(output: Path, method, net_names, sha, prov, license) -> str:
+    """The ``[weights.<name>]`` table to paste into weights_manifest.toml."""
+    name = output.stem
+    lines = [
+        f"[weights.{_key(name)}]",
+        f"method = {_toml_value(method)}",
+        f"filename = {_toml_value(output.name)}",
+        f"repo_id = {_toml_value('lumen-cli/' + name)}",
+        'revision = ""',
+        f"sha256 = {_toml_value(sha)}",
+        f"bundled = {_toml_value(output.name)}",
+        f"nets = {_toml_value(list(net_names))}",
+        f"license = {_toml_value(license)}",
+        "",
+        f"[weights.{_key(name)}.provenance]",
+        f"command = {_toml_value(prov['command'])}",
+        f"data = {_toml_value(prov['data'])}",
+        f"steps = {_toml_value(prov['steps'])}",
+        f"val = {_toml_value(prov['val'])}",
+        f"date = {_toml_value(prov['date'])}",
+    ]
+    return "\n".join(lines) + "\n"

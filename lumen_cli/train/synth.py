@@ -1,0 +1,61 @@
+"""Physically based low-light synthesis from a normal-light sRGB photo.
+
+The camera model, per image (all random choices from the given numpy generator):
+
+1. undo the sRGB transfer curve -> linear light, [0,1];
+2. a mild white-balance / colour shift: per-channel gains exp(N(0, wb_sigma)), normalised
+   to keep the green channel fixed (dim scenes are often lit by warmer or colder light);
+3. scale the exposure down by a factor k, log-uniform in ``exposure`` (1/40 .. 1/4);
+4. signal-dependent shot noise and signal-independent read noise (the Poisson-Gaussian model
+   of Foi et al. 2008): ``y = a * Poisson(s / a) + N(0, b^2)``, with the shot gain ``a`` and
+   the read-noise sigma ``b`` log-uniform in their ranges (b is also scaled by a, since read
+   noise in electrons is amplified by the same ISO gain);
+5. clip to [0,1], reapply the sRGB curve, quantize to 8 bit.
+
+The result is an 8-bit sRGB low-light image aligned with its normal-light source, with the heavy
+colour noise of real night photos that the SICE pairs lack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """sRGB-encoded values in [0,1] -> linear light in [0,1] (IEC 61966-2-1)."""
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+
+
+@dataclass(frozen=True)
+class SynthParams:
+    exposure: tuple[float, float] = (1 / 40, 1 / 4)  # exposure scale k, log-uniform
+    shot: tuple[float, float] = (2e-4, 4e-3)  # Poisson gain a (linear units per electron)
+    read: tuple[float, float] = (0.5, 4.0)  # read-noise sigma, in units of the gain a
+    wb_sigma: float = 0.08  # std of log channel gains
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def synthesize_low(
+    high: np.ndarray, rng: np.random.Generator, params: SynthParams = SynthParams()
+) -> np.ndarray:
+    """high: (H,W,3) uint8 sRGB, normal light -> (H,W,3) uint8 sRGB, low light + sensor noise."""
+    lin = srgb_to_linear(high.astype(np.float64) / 255.0)
+    gains = np.exp(rng.normal(0.0, params.wb_sigma, size=3))
+    gains /= gains[1]
+    k = _log_uniform(rng, *params.exposure)
+    s = np.clip(lin * gains * k, 0.0, 1.0)
+    a = _log_uniform(rng, *params.shot)
+    b = _log_uniform(rng, *params.read) * a
+    y = a * rng.poisson(s / a) + rng.normal(0.0, b, size=s.shape)
+    out = linear_to_srgb(y)
+    return np.round(out * 255.0).astype(np.uint8)
