@@ -256,6 +256,20 @@ def test_exif_orientation_16bit_gray_tiff(tmp_path):
     assert np.array_equal(np.rint(pic.pixels[..., 0] * 65535).astype(np.uint16), expected)
 
 
+@pytest.mark.parametrize("depth", [8, 16])
+def test_broken_icc_profile_is_ignored_with_warning(tmp_path, depth):
+    a = gradient(8, 8, 3, 65535 if depth == 16 else 255, np.uint16 if depth == 16 else np.uint8)
+    src = tmp_path / "bad_icc.png"
+    bad = b"RGB garbage, not a profile" * 8
+    if depth == 16:
+        src.write_bytes(pngmod.encode16(a, icc=bad))
+    else:
+        Image.fromarray(a).save(src, icc_profile=bad)
+    with pytest.warns(UserWarning, match="ICC"):
+        pic = read_image(src)
+    assert np.array_equal(np.rint(pic.pixels * (2**depth - 1)), a)
+
+
 # --- bit depth, alpha, grayscale -----------------------------------------------------------
 
 CASES = [  # (suffix, depth, channels)

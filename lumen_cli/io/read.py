@@ -184,7 +184,14 @@ def _looks_gray(name, data) -> bool:
 def _icc16(values: np.ndarray, icc: bytes | None, gray: bool) -> np.ndarray | None:
     """sRGB float pixels for 16-bit data with a non-sRGB profile, else None (no conversion)."""
     space = "GRAY" if gray else "RGB"
-    if not icc or color.profile_colorspace(icc) != space or color.is_srgb(icc):
+    if not icc or color.is_srgb(icc):
+        return None
+    if color.profile_colorspace(icc) != space:
+        warnings.warn(
+            f"ICC profile is not a usable {space} profile; colours treated as sRGB",
+            color.ColorWarning,
+            stacklevel=2,
+        )
         return None
     out = np.empty(values.shape[:2] + (3,), dtype=np.float32)
     if color.matrix_trc_to_srgb(values, icc, out):
