@@ -27,15 +27,12 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def read_rgb8(path: Path) -> np.ndarray:
-    """(H,W,3) uint8 sRGB pixels of an image file (EXIF orientation applied).
+    """(H,W,3) uint8 sRGB pixels of an image file, decoded by ``lumen_cli.io`` (EXIF orientation,
+    ICC -> sRGB, alpha dropped): the same pixels ``lumen enhance`` sees."""
+    from lumen_cli.io import read_image
 
-    TODO(io): switch to ``lumen_cli.io.read_image`` once it is merged, so training sees exactly
-    the pixels ``enhance`` sees.
-    """
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as im:
-        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"), dtype=np.uint8)
+    px = read_image(path).pixels[..., :3]
+    return np.round(np.clip(px, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def _resize_short(img: np.ndarray, short: int) -> np.ndarray:
