@@ -57,8 +57,8 @@ def read_image(
     except Exception as exc:  # Pillow/libjpeg/libpng report corruption in many ways
         reason = str(exc) or type(exc).__name__
         if "truncated" in reason or isinstance(exc, EOFError):
-            reason = f"file is truncated ({reason})"
-        raise ImageReadError(f"{name}: corrupt or unreadable image: {reason}") from exc
+            raise ImageReadError(f"{name}: file is truncated or cut off ({reason})") from exc
+        raise ImageReadError(f"{name}: corrupt or unreadable image ({reason})") from exc
 
 
 def _open(fp, name: str, max_pixels: int | None):
