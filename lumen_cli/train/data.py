@@ -125,6 +125,8 @@ def augment(imgs: list[np.ndarray], crop: int | None, rng, flips=True, rot90=Tru
         imgs = [im[:, ::-1] for im in imgs]
     if rot90:
         k = int(rng.integers(0, 4))
+        if imgs[0].shape[0] != imgs[0].shape[1]:
+            k = 2 * (k % 2)  # keep the shape of non-square images (batches stay stackable)
         imgs = [np.rot90(im, k) for im in imgs]
     return imgs
 

@@ -50,7 +50,10 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """Multiplier of the base LR at optimizer step ``step`` (0-based)."""
+    """Multiplier of the base LR at optimizer step ``step`` (0-based).
+
+    The warm-up is capped at a fifth of the stage, so short runs still reach the peak LR."""
+    warmup = min(warmup, total // 5)
     if warmup > 0 and step < warmup:
         return (step + 1) / warmup
     t = min(1.0, (step - warmup) / max(1, total - warmup))
