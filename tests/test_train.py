@@ -181,12 +181,13 @@ def test_export_writes_loadable_safetensors(tiny, tmp_path):
         assert torch.equal(v, ema[k]), k
     prov = meta["lumen.provenance"]
     prov = json.loads(prov) if isinstance(prov, str) else prov
-    assert prov["steps"] == {"main": 20} and prov["command"] == "lumen train --method tiny"
+    assert prov["steps"] == 20 and prov["stage_steps"] == {"main": 20}
+    assert prov["command"] == "lumen train --method tiny"
     import tomllib
 
     entry = tomllib.loads(res["manifest"])["weights"]["tiny-test"]
     assert entry["sha256"] == res["sha256"] and entry["repo_id"] == "lumen-cli/tiny-test"
-    assert entry["provenance"]["steps"] == {"main": 20}
+    assert entry["provenance"]["steps"] == 20
 
 
 def _free_port() -> int:

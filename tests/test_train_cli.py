@@ -54,7 +54,7 @@ def test_train_then_export_cli(tiny, tmp_path):  # noqa: F811
     assert "sha256" in r.output
     manifest = r.output[r.output.index("[weights.") :]
     entry = tomllib.loads(manifest)["weights"]["t"]
-    assert entry["method"] == "tiny" and entry["provenance"]["steps"] == {"main": 15}
+    assert entry["method"] == "tiny" and entry["provenance"]["steps"] == 15
     assert entry["provenance"]["command"].startswith("lumen ")
 
 

@@ -161,20 +161,35 @@ def export(
     output: Path = typer.Option(..., "--output", "-o", help="NAME.safetensors to write."),
     best: bool = typer.Option(False, "--best", help="Use the best-validation weights."),
     license: str = typer.Option("MIT", "--license", help="License of the weights."),
+    register_entry: bool = typer.Option(
+        False, "--register", help="Also add/update [weights.NAME] in weights_manifest.toml."
+    ),
+    bundle: bool = typer.Option(
+        False, "--bundle", help="With --register: copy the file to lumen_cli/weights/bundled/."
+    ),
 ) -> None:
     """Write the run's EMA weights (all nets) as one safetensors file; print sha256 and the
-    weights_manifest.toml entry to paste."""
+    weights_manifest.toml entry to paste (or write it with --register)."""
     from lumen_cli.errors import LumenError
     from lumen_cli.train.export import export_run
 
     try:
         res = export_run(run_dir, output, best=best, license=license)
+        if register_entry:
+            from lumen_cli.weights.manifest_write import register_checkpoint
+
+            name = output.stem
+            register_checkpoint(
+                name, output, repo_id=f"lumen-cli/{name}", license=license, bundle=bundle
+            )
     except LumenError as e:
         typer.echo(f"lumen train export: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
     for note in res["notes"]:
         typer.echo(f"note: {note}", err=True)
     typer.echo(f"wrote {output}\nsha256 {res['sha256']}\n")
+    if register_entry:
+        typer.echo(f"registered [weights.{output.stem}] in the weights manifest")
     typer.echo(res["manifest"])
 
 

@@ -49,6 +49,7 @@ def export_run(
                 for k, v in metrics.items()
                 if k in ("psnr", "ssim", "val_loss")
             }
+    headline = _headline(val)
     prov = {
         "command": info.get("command", ""),
         "data": info.get("data"),
@@ -56,8 +57,10 @@ def export_run(
         "synthesize": info.get("synthesize", False),
         "preset": settings.get("preset"),
         "settings": settings,
-        "steps": steps,
-        "val": val,
+        "steps": sum(steps.values()),
+        "stage_steps": steps,
+        "val": headline,
+        "stage_val": val,
         "weights": "best" if best else "final EMA",
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "lumen_version": info.get("lumen_version"),
@@ -71,6 +74,14 @@ def export_run(
         "notes": notes,
         "provenance": prov,
     }
+
+
+def _headline(val: dict[str, dict]) -> dict[str, float]:
+    """Metrics of the last stage that measured the whole pipeline (else the last stage)."""
+    full = [m for m in val.values() if "psnr" in m]
+    if full:
+        return {k: full[-1][k] for k in ("psnr", "ssim") if k in full[-1]}
+    return dict(list(val.values())[-1]) if val else {}
 
 
 def _toml_value(v: Any) -> str:
