@@ -1,0 +1,333 @@
+"""Benchmark every lumen method (plus "identity", the unprocessed input) in one run.
+
+    python benchmarks/run.py                                   # all methods, default steps
+    python benchmarks/run.py --methods retinex,kind --steps-sweep diff-retinex=5,10,20,50
+
+For each method (and each step count of a sweep), in a fresh subprocess so that peak memory is
+the method's own: PSNR/SSIM on the val pairs (the ``lumen eval`` protocol, through the same
+``enhance_image`` as ``lumen enhance``), median seconds per 512x512 image (the val images),
+seconds for one generated 12-megapixel image (4000x3000), peak RSS, parameter count.
+Rewrites BENCHMARKS.md (date, CPU, cores, torch version, load, the exact command) and writes a
+contact sheet (input | each method | reference) for three val images to
+bench_out/contact_sheet.png (git-ignored: it shows dataset images; re-create it with the script).
+Methods whose weights are not available are reported as "weights missing", never run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_VAL = ROOT.parent / "shared" / "data" / "sice" / "val"
+CELL = 256
+SHEET_IMAGES = 3
+
+
+# -- worker (one method, one step count, in its own process) ------------------------------
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def _identity_class():
+    from lumen_cli.pipelines.base import Pipeline
+
+    class IdentityPipeline(Pipeline):
+        """The unprocessed input (the floor every method must beat)."""
+
+        method = "identity"
+
+        def enhance(self, x, ctx, region, opts):
+            return x
+
+    return IdentityPipeline
+
+
+def worker(args) -> dict:
+    import numpy as np
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from lumen_cli.errors import LumenError
+    from lumen_cli.pipelines.base import EnhanceOptions
+    from lumen_cli.pipelines.run import enhance_image
+    from lumen_cli.train import evaluate as E
+    from lumen_cli.train.data import paired_files
+
+    res: dict = {"method": args.worker, "steps": args.steps}
+    try:
+        if args.worker == "identity":
+            pipe = _identity_class()({})
+        else:
+            pipe = E.load_pipeline(args.worker, None, "cpu")
+    except (LumenError, FileNotFoundError) as e:
+        res["status"] = "weights missing"
+        res["note"] = str(e).splitlines()[0][:200]
+        return res
+    res["params"] = pipe.num_params()
+    pairs = paired_files(Path(args.val))[: args.limit]
+    sheet_idx = _sheet_indices(len(pairs))
+    cells = {}
+
+    def keep(rec, i, n):
+        print(f"  {args.worker}: [{i}/{n}] {rec.psnr:.2f} dB {rec.seconds:.2f}s", file=sys.stderr)
+
+    recs = E.evaluate_method(pipe, pairs, steps=args.steps, precision=args.precision, on_image=keep)
+    for i in sheet_idx:  # outputs for the contact sheet (small, from the same code path)
+        x = E.read_pixels(pairs[i][0])
+        with torch.no_grad():
+            y = enhance_image(pipe, x, EnhanceOptions(steps=args.steps), precision=args.precision)
+        cells[pairs[i][0].name] = _cell(y)
+    np.savez_compressed(args.cells, **cells)
+    s = E.summarize(recs)
+    res.update(
+        status="ok",
+        n=s["n"],
+        psnr=s["psnr_mean"],
+        ssim=s["ssim_mean"],
+        psnr_median=s["psnr_median"],
+        s_512=statistics.median(r.seconds for r in recs),
+        rss_512_mb=_rss_mb(),
+    )
+    if args.mp12:
+        g = torch.Generator().manual_seed(0)
+        # a smooth, dim 4000x3000 picture with fine noise (upsampled random field)
+        base = torch.rand(1, 3, 60, 80, generator=g) * 0.25
+        x = torch.nn.functional.interpolate(base, size=(3000, 4000), mode="bicubic")
+        x = (x + 0.01 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            enhance_image(pipe, x, EnhanceOptions(steps=args.steps), precision=args.precision)
+        res["s_12mp"] = time.perf_counter() - t0
+    res["rss_mb"] = _rss_mb()
+    return res
+
+
+def _sheet_indices(n: int) -> list[int]:
+    return sorted({0, n // 2, n - 1})[:SHEET_IMAGES] if n else []
+
+
+def _cell(img):
+    """(1,3,H,W) float -> (CELL, CELL*W/H, 3) uint8."""
+    import torch
+
+    h, w = img.shape[-2:]
+    size = (CELL, max(1, round(CELL * w / h)))
+    t = torch.nn.functional.interpolate(img.float(), size=size, mode="area").clamp(0, 1)
+    return (t[0].permute(1, 2, 0) * 255).round().byte().numpy()
+
+
+# -- driver ------------------------------------------------------------------------------
+def run_one(method: str, steps: int | None, args, tmp: Path) -> dict:
+    out = tmp / f"{method}-{steps}.json"
+    cells = tmp / f"{method}-{steps}.npz"
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        method,
+        "--val",
+        str(args.val),
+        "--result",
+        str(out),
+        "--cells",
+        str(cells),
+        "--precision",
+        args.precision,
+    ]
+    if steps:
+        cmd += ["--steps", str(steps)]
+    if args.limit:
+        cmd += ["--limit", str(args.limit)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    if not args.no_12mp:
+        cmd += ["--mp12"]
+    label = method + (f" ({steps} steps)" if steps else "")
+    print(f"benchmark: {label}", file=sys.stderr)
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    try:
+        p = subprocess.run(cmd, env=env, timeout=args.timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"method": method, "steps": steps, "status": f"timeout after {args.timeout}s"}
+    if p.returncode != 0 or not out.exists():
+        return {"method": method, "steps": steps, "status": f"failed (exit {p.returncode})"}
+    res = json.loads(out.read_text())
+    res["label"] = label
+    if cells.exists():
+        res["cells"] = str(cells)
+    return res
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cpu": cpu,
+        "cores": cores,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "load": os.getloadavg()[0],
+        "python": platform.python_version(),
+    }
+
+
+def _f(v, fmt):
+    return "-" if v is None else format(v, fmt)
+
+
+def write_markdown(path: Path, results: list[dict], m: dict, command: str, args, sheet) -> None:
+    lines = [
+        "# lumen benchmarks",
+        "",
+        "Written by `benchmarks/run.py`; do not edit by hand — re-run the script.",
+        "",
+        f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {m['cpu']}, {m['cores']} cores available, torch {m['torch']} "
+        f"({m['threads']} threads), Python {m['python']}; 1-min load average at start "
+        f"{m['load']:.2f} (the machine is shared: timings are noisy)",
+        f"- data: `{args.val}` ({next((r['n'] for r in results if 'n' in r), '?')} pairs)",
+        f"- command: `{command}`",
+        "",
+        "Protocol (as `lumen eval`): each low image is enhanced by the code of `lumen enhance` "
+        "(seed 0, precision "
+        f"`{args.precision}`), PSNR on 8-bit RGB, SSIM with an 11x11 Gaussian window "
+        "(sigma 1.5) per RGB channel then averaged; means over the images. s/512² is the median "
+        "enhancement time of the 512x512 val images; s/12 MP the time of one generated "
+        "4000x3000 image. Peak RSS is the method's own process (subprocess per method), "
+        "including the 12-MP run.",
+        "",
+        "| method | params | PSNR (dB) | SSIM | s / 512² | s / 12 MP | peak RSS (MB) | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        label = r.get("label") or r["method"]
+        if r.get("status") != "ok":
+            note = r.get("status", "") + (f": {r['note']}" if r.get("note") else "")
+            lines.append(f"| {label} | {_f(r.get('params'), ',')} | - | - | - | - | - | {note} |")
+            continue
+        lines.append(
+            f"| {label} | {r['params']:,} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
+            f"{r['s_512']:.3f} | {_f(r.get('s_12mp'), '.2f')} | {r['rss_mb']:.0f} | |"
+        )
+    lines += ["", "LPIPS: not measured (its network weights are not available here)."]
+    if sheet:
+        lines += [
+            "",
+            f"Contact sheet (input | each method | reference), re-created by the "
+            f"script, not committed (it shows dataset images): `{sheet}`",
+        ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def contact_sheet(results: list[dict], args, dest: Path) -> Path | None:
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from lumen_cli.train import evaluate as E
+    from lumen_cli.train.data import paired_files
+
+    # identity shows the input again: left out of the sheet
+    ok = [
+        r for r in results if r.get("status") == "ok" and "cells" in r and r["method"] != "identity"
+    ]
+    pairs = paired_files(Path(args.val))[: args.limit]
+    idx = _sheet_indices(len(pairs))
+    if not ok or not idx:
+        return None
+    rows = []
+    for i in idx:
+        lo, hi = pairs[i]
+        cols = [("input", _cell(E.read_pixels(lo)))]
+        for r in ok:
+            cols.append((r["label"], np.load(r["cells"])[lo.name]))
+        cols.append(("reference", _cell(E.read_pixels(hi))))
+        rows.append(cols)
+    w = max(c[1].shape[1] for row in rows for c in row)
+    head = 18
+    sheet = Image.new("RGB", (w * len(rows[0]), (CELL + head) * len(rows)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for y, row in enumerate(rows):
+        for x, (label, arr) in enumerate(row):
+            sheet.paste(Image.fromarray(arr), (x * w, y * (CELL + head) + head))
+            draw.text((x * w + 4, y * (CELL + head) + 3), label, fill="black")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(dest)
+    return dest
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--methods", default=None, help="comma list (default: identity + all)")
+    ap.add_argument(
+        "--steps-sweep", action="append", default=[], help="e.g. diff-retinex=5,10,20,50 (repeat)"
+    )
+    ap.add_argument("--val", type=Path, default=DEFAULT_VAL)
+    ap.add_argument("--limit", type=int, default=None, help="only the first K val pairs")
+    ap.add_argument("--no-12mp", action="store_true", help="skip the 12-megapixel timing")
+    ap.add_argument("--timeout", type=int, default=3600, help="seconds per method run")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    ap.add_argument("--sheet", type=Path, default=ROOT / "bench_out" / "contact_sheet.png")
+    # worker mode (internal)
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--cells", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--mp12", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        args.result.write_text(json.dumps(worker(args)))
+        return
+
+    sys.path.insert(0, str(ROOT))
+    from lumen_cli.pipelines.registry import METHODS
+
+    methods = args.methods.split(",") if args.methods else ["identity", *METHODS]
+    sweep = {}
+    for item in args.steps_sweep:
+        name, values = item.split("=")
+        sweep[name.strip()] = [int(v) for v in values.split(",")]
+    command = "python benchmarks/run.py " + shlex.join(sys.argv[1:])
+    m = machine()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="lumen-bench-") as tmp:
+        for meth in methods:
+            for steps in sweep.get(meth, [None]):
+                results.append(run_one(meth, steps, args, Path(tmp)))
+        sheet = contact_sheet(results, args, args.sheet)
+        for r in results:
+            r.pop("cells", None)
+    rel = sheet.relative_to(ROOT) if sheet and sheet.is_relative_to(ROOT) else sheet
+    write_markdown(args.out, results, m, command, args, rel)
+    (ROOT / "bench_out").mkdir(exist_ok=True)
+    (ROOT / "bench_out" / "results.json").write_text(
+        json.dumps({"machine": m, "results": results}, indent=2)
+    )
+    print(f"wrote {args.out}" + (f" and {sheet}" if sheet else ""), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
