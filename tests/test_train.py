@@ -165,6 +165,31 @@ def test_time_budget_stops_with_checkpoint(tiny, tmp_path):
     assert s["stages"]["main"]["complete"] and s["stages"]["main"]["step"] == 50
 
 
+def test_ctrl_c_stops_at_a_step_with_checkpoint(tiny, tmp_path, monkeypatch):
+    import signal
+
+    def interrupting_loss(nets, batch, step):
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C during step 5
+        return tiny_loss(nets, batch, step)
+
+    monkeypatch.setattr(
+        TinyPipeline,
+        "stages",
+        classmethod(
+            lambda cls: [
+                Stage("main", trains=("net",), loss=interrupting_loss, defaults={"steps": 30})
+            ]
+        ),
+    )
+    data = make_pairs(tmp_path / "train", n=4)
+    s = _train(data, tmp_path / "run")
+    assert s["stopped"] == "interrupted"
+    ck = torch.load(tmp_path / "run" / "main" / "last.pt", weights_only=True)
+    assert ck["step"] == 5 and ck["reason"] == "interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
 def test_export_writes_loadable_safetensors(tiny, tmp_path):
     pytest.importorskip("lumen_cli.weights.checkpoint")
     from lumen_cli.train.export import export_run

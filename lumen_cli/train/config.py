@@ -46,6 +46,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     "val_crop": 256,  # center crop size for the stage validation loss
     "val_limit": 20,  # val images used
     "val_steps": None,  # sampling steps of full-pipeline validation (None: method default)
+    "ddp_find_unused": False,  # DDP: allow trained nets with parameters a loss leaves unused
     "synth_ratio": 0.0,  # fraction of synthesized low-light inputs (needs --synthesize)
 }
 GLOBAL_ONLY = {"preset", "seed"}

@@ -60,12 +60,14 @@ def shutdown() -> None:
         td.destroy_process_group()
 
 
-def wrap(m: nn.Module, device: torch.device) -> nn.Module:
+def wrap(m: nn.Module, device: torch.device, find_unused: bool = False) -> nn.Module:
     """DistributedDataParallel around a trained net when distributed, the net itself if not."""
     if not active() or not any(p.requires_grad for p in m.parameters()):
         return m
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(m, device_ids=ids)
+    return nn.parallel.DistributedDataParallel(
+        m, device_ids=ids, find_unused_parameters=find_unused
+    )
 
 
 def barrier() -> None:

@@ -223,7 +223,8 @@ def train_stage(ctx: StageContext) -> tuple[StageResult, EMA]:
         sched.load_state_dict(ck["sched"])
         step, best, last_val = int(ck["step"]), dict(ck["best"]), dict(ck.get("last_val", {}))
 
-    wrapped = {k: dist.wrap(m, dev) for k, m in trained.items()}
+    find_unused = bool(cfg.get("ddp_find_unused", False))
+    wrapped = {k: dist.wrap(m, dev, find_unused) for k, m in trained.items()}
     call_nets = {**ctx.nets, **wrapped}
     loader = _loader(ctx, step)
     batches = iter(loader)  # creating the iterator draws from torch's RNG: restore after it
