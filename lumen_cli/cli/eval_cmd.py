@@ -12,19 +12,19 @@ from pathlib import Path
 
 import typer
 
-EVAL_HELP = """Measure a method on paired images (DIR/low, DIR/high), or score existing outputs.
-
-  lumen eval --method kind --data DIR [--steps N] [--limit K] [--save-dir OUT]
-  lumen eval --pred OUTPUTS --gt REFERENCES
-
-Protocol: each low/ image is enhanced by the same code as `lumen enhance` (seed 0) and compared
-with the high/ image of the same name. PSNR on 8-bit RGB (both images rounded to 8 bit; 255
-peak; MSE over all pixels and channels). SSIM: 11x11 Gaussian window, sigma 1.5, K1=0.01,
-K2=0.03, per RGB channel over the valid region, then averaged (as skimage with
-gaussian_weights=True, use_sample_covariance=False). Scores are per image; the table gives mean
-and median. Seconds: enhancement alone (no decoding/writing), per image. LPIPS only when its
-weights are present locally; otherwise it is reported as unavailable.
-"""
+EVAL_HELP = (
+    "Measure a method on paired images (DIR/low, DIR/high), or score existing outputs.\n\n"
+    "lumen eval --method kind --data DIR [--steps N] [--limit K] [--save-dir OUT]\n\n"
+    "lumen eval --pred OUTPUTS --gt REFERENCES\n\n"
+    "Protocol: each low/ image is enhanced by the same code as `lumen enhance` (seed 0) and "
+    "compared with the high/ image of the same name. PSNR on 8-bit RGB (both images rounded "
+    "to 8 bit; peak 255; MSE over all pixels and channels). SSIM: 11x11 Gaussian window, "
+    "sigma 1.5, K1=0.01, K2=0.03, per RGB channel over the valid region, then averaged (as "
+    "skimage with gaussian_weights=True, use_sample_covariance=False). Scores are per image; "
+    "the table gives mean and median. Seconds: enhancement alone (no decoding or writing), "
+    "per image. LPIPS only when its weights are present locally; otherwise it is reported "
+    "as unavailable."
+)
 
 
 def _fmt(v, nd=4) -> str:

@@ -11,17 +11,17 @@ from pathlib import Path
 
 import typer
 
-TRAIN_HELP = """Train a method's nets on your images, stage by stage, into a run directory.
-
-Paired data: DIR/low and DIR/high, files matched by name. Unpaired stages: DIR/low (+ DIR/normal
-or --normal), or one flat folder split by brightness. Settings come from the method's stage
-defaults, then --config FILE.toml, then --set key=value (e.g. --set lr=1e-4,
---set restore.steps=4000, --set preset=paper, --set nets.decom.width=32).
-
-Stops cleanly (with a checkpoint) at --max-steps, --time-budget or Ctrl-C; --resume continues
-exactly. Multi-process: torchrun --nproc_per_node N -m lumen_cli train ...
-Then: lumen train export RUN_DIR -o NAME.safetensors
-"""
+TRAIN_HELP = (
+    "Train a method's nets on your images, stage by stage, into a run directory.\n\n"
+    "Paired data: DIR/low and DIR/high, files matched by name. Unpaired stages: DIR/low "
+    "(+ DIR/normal or --normal), or one flat folder split by brightness. Settings come from "
+    "the method's stage defaults, then --config FILE.toml, then --set key=value (e.g. "
+    "--set lr=1e-4, --set restore.steps=4000, --set preset=paper, "
+    "--set nets.decom.width=32).\n\n"
+    "Stops cleanly (with a checkpoint) at --max-steps, --time-budget or Ctrl-C; --resume "
+    "continues exactly. Multi-process: torchrun --nproc_per_node N -m lumen_cli train ...\n\n"
+    "Then: lumen train export RUN_DIR -o NAME.safetensors"
+)
 
 
 def _progress_display(quiet: bool):
@@ -168,8 +168,7 @@ def export(
         False, "--bundle", help="With --register: copy the file to lumen_cli/weights/bundled/."
     ),
 ) -> None:
-    """Write the run's EMA weights (all nets) as one safetensors file; print sha256 and the
-    weights_manifest.toml entry to paste (or write it with --register)."""
+    """Write the run's EMA weights (all nets) as one safetensors file; print sha256 and the weights_manifest.toml entry to paste (or write it with --register)."""  # noqa: E501
     from lumen_cli.errors import LumenError
     from lumen_cli.train.export import export_run
 
