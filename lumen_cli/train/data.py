@@ -101,7 +101,7 @@ def unpaired_files(
         return lows, normals
     lows, normals = [], []
     for p in list_images(root):
-        m = mean_luma(load_cached(p, None))
+        m = mean_luma(read_rgb8(p))  # not cached: most frames of a flat folder are dropped
         if m <= low_max:
             lows.append(p)
         elif normal_band[0] <= m <= normal_band[1]:
