@@ -109,3 +109,18 @@ def test_synthesis_mix_in_dataset(tmp_path):
     s = ds[0]
     # the low image is no longer the 0.3x copy of high but a synthesized one
     assert not np.allclose(s["low"].numpy(), 0.3 * s["high"].numpy(), atol=1 / 255 + 1e-6)
+
+
+def test_unpaired_flat_folder_split_by_brightness(tmp_path):
+    from PIL import Image
+
+    from lumen_cli.train.data import UnpairedDataset, unpaired_files
+
+    for i, v in enumerate([20, 30, 120, 250]):  # two dark, one normal, one blown out
+        Image.fromarray(np.full((20, 20, 3), v, np.uint8)).save(tmp_path / f"{i}.png")
+    lows, normals = unpaired_files(tmp_path)
+    assert [p.name for p in lows] == ["0.png", "1.png"] and [p.name for p in normals] == ["2.png"]
+    ds = UnpairedDataset(lows, normals, Augment(crop=16), seed=0)
+    s = ds[3]
+    assert s["low"].shape == s["normal"].shape == (3, 16, 16)
+    assert s["low"].max() < 0.15 and abs(float(s["normal"].mean()) - 120 / 255) < 1e-6
