@@ -18,6 +18,8 @@ ARCHS: dict[str, str] = {
     "kind.restore": "lumen_cli.nets.kind:RestoreNet",
     "kind.adjust": "lumen_cli.nets.kind:AdjustNet",
     "kind.ratio": "lumen_cli.nets.kind:RatioNet",
+    "diff-retinex.tdn": "lumen_cli.nets.tdn:TDN",
+    "diff-retinex.denoiser": "lumen_cli.nets.sr3:CondUNet",
 }
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "reflectance_similarity",
     "illumination_smoothness",
     "mutual_consistency",
+    "illumination_prior",
     "gradient_l2",
     "decomposition_loss",
     "ssim_loss",
@@ -90,6 +91,13 @@ def mutual_consistency(l_low: torch.Tensor, l_high: torch.Tensor, c: float = 10.
     return (mx * torch.exp(-c * mx) + my * torch.exp(-c * my)).mean()
 
 
+def illumination_prior(l: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+    """mean |L − max_c I|: pulls L towards the max-RGB illumination estimate (LIME's initial
+    map; RetinexNet-style decompositions use it to rule out the trivial L ≡ 1, R ≡ I).
+    l: (B,1,H,W), img: (B,3,H,W) (no gradient flows into ``img``)."""
+    return (l - img.detach().amax(1, keepdim=True)).abs().mean()
+
+
 def gradient_l2(pred: torch.Tensor, target: torch.Tensor, gray: bool = True) -> torch.Tensor:
     """mean((|∇pred| − |∇target|)²) over x plus y; RGB inputs are turned to luma first
     when ``gray`` (as KinD's restoration loss does). pred, target: (B,C,H,W)."""
@@ -110,9 +118,11 @@ def decomposition_loss(
     w_rs: float = 0.01,
     w_is: float = 0.15,
     w_mc: float = 0.2,
+    w_ip: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """KinD's layer-decomposition objective on a pair [I_low, I_high]:
-    L_rec + 0.01·L_rs + 0.15·L_is + 0.2·L_mc, with L_rec and L_is over both images.
+    L_rec + 0.01·L_rs + 0.15·L_is + 0.2·L_mc, with L_rec and L_is over both images;
+    ``w_ip`` > 0 adds ``w_ip``·``illumination_prior`` over both images (not in KinD).
 
     Returns (scalar loss, {term: float} for logging).
     """
@@ -121,5 +131,27 @@ def decomposition_loss(
     is_ = illumination_smoothness(l_low, low) + illumination_smoothness(l_high, high)
     mc = mutual_consistency(l_low, l_high)
     total = rec + w_rs * rs + w_is * is_ + w_mc * mc
-    logs = {k: float(v.detach()) for k, v in [("rec", rec), ("rs", rs), ("is", is_), ("mc", mc)]}
+    terms = [("rec", rec), ("rs", rs), ("is", is_), ("mc", mc)]
+    if w_ip > 0:
+        ip = illumination_prior(l_low, low) + illumination_prior(l_high, high)
+        total = total + w_ip * ip
+        terms.append(("ip", ip))
+    logs = {k: float(v.detach()) for k, v in terms}
     return total, logs
+
+
+# -- appended for Diff-Retinex (Yi et al., ICCV 2023) ---------------------------------------
+def structure_aware_smoothness(l: torch.Tensor, r: torch.Tensor, c: float = 10.0) -> torch.Tensor:
+    """Diff-Retinex's illumination smoothness: mean of |∇L|·exp(−c·avg3x3(|∇gray(R)|)), x plus y.
+
+    l: (B,1,H,W) illumination; r: (B,3,H,W) reflectance of the same image (used as weights
+    only: no gradient flows into ``r``). L may change where the reflectance is flat only at a
+    cost, so its edges follow the structure of R.
+    """
+    import torch.nn.functional as F
+
+    lx, ly = gradients(l)
+    rx, ry = gradients(rgb_to_gray(r.detach()))
+    rx = F.avg_pool2d(rx, 3, stride=1, padding=1)
+    ry = F.avg_pool2d(ry, 3, stride=1, padding=1)
+    return (lx * torch.exp(-c * rx) + ly * torch.exp(-c * ry)).mean()

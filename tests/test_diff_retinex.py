@@ -1,0 +1,173 @@
+"""Diff-Retinex pipeline: shapes, ranges, seeds, training stages and the bundled weights.
+Tiny random nets, small generated images (no dataset needed)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from lumen_cli.pipelines.base import EnhanceOptions
+from lumen_cli.pipelines.diff_retinex import DiffRetinexPipeline, work_resize
+from lumen_cli.pipelines.registry import METHODS
+from lumen_cli.pipelines.run import decompose_image, enhance_image
+from lumen_cli.weights.checkpoint import load_nets, save_nets
+
+TINY = {
+    "tdn": {"dim": 8, "l_channels": 8, "refinement": 0},
+    "rda": {"inner": 8},
+    "ida": {"inner": 8, "work_size": 32},
+}
+BUNDLED = (
+    Path(__file__).resolve().parents[1] / "lumen_cli/weights/bundled/diff-retinex-lite.safetensors"
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one thread is faster, and far faster on a shared, busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_nets(seed=0):
+    torch.manual_seed(seed)
+    nets = DiffRetinexPipeline.build_nets("lite", TINY)
+    with torch.no_grad():  # the output convs start at zero: give them some weight
+        for name in ("rda", "ida"):
+            nets[name].out.weight.normal_(0, 0.05)
+    return nets
+
+
+def image(h=40, w=56, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(1, 3, h, w, generator=g) * 0.3).clamp(0, 1)
+
+
+def test_registry_and_presets():
+    assert METHODS["diff-retinex"].load_class() is DiffRetinexPipeline
+    assert [s.name for s in DiffRetinexPipeline.stages()] == ["tdn", "rda", "ida"]
+    counts = {}
+    for preset in ("lite", "paper"):
+        nets = DiffRetinexPipeline.build_nets(preset)
+        counts[preset] = sum(p.numel() for n in nets.values() for p in n.parameters())
+    assert counts["lite"] < 8e6 < 30e6 < counts["paper"]
+
+
+def test_enhance_shapes_ranges_and_seed():
+    pipe = DiffRetinexPipeline(tiny_nets())
+    x = image()
+    steps = []
+    opts = EnhanceOptions(steps=3, seed=7, progress=lambda w, i, n: steps.append((w, i, n)))
+    out = enhance_image(pipe, x, opts, tile=None, precision="fp32")
+    assert out.shape == x.shape
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+    assert ("step", 3, 3) in steps
+    again = enhance_image(pipe, x, EnhanceOptions(steps=3, seed=7), tile=None, precision="fp32")
+    other = enhance_image(pipe, x, EnhanceOptions(steps=3, seed=8), tile=None, precision="fp32")
+    assert torch.equal(out, again)
+    assert not torch.equal(out, other)
+
+
+def test_tiles_see_the_same_noise_and_illumination():
+    pipe = DiffRetinexPipeline(tiny_nets())
+    x = image(64, 64)
+    ctx = pipe.analyze(x, EnhanceOptions(steps=2), torch.Generator().manual_seed(0))
+    ctx["hw"] = (64, 64)
+    assert ctx["noise"].shape == (1, 3, 64, 64)
+    whole = pipe._adjusted_l(torch.full((1, 1, 64, 64), 0.5), ctx, (0, 0, 64, 64), EnhanceOptions())
+    part = pipe._adjusted_l(
+        torch.full((1, 1, 32, 32), 0.5), ctx, (16, 32, 48, 64), EnhanceOptions()
+    )
+    assert torch.allclose(whole[..., 16:48, 32:64], part, atol=1e-5)
+
+
+def test_decompose_maps():
+    pipe = DiffRetinexPipeline(tiny_nets())
+    x = image(32, 48)
+    maps = decompose_image(pipe, x, EnhanceOptions(steps=2), tile=None, precision="fp32")
+    assert maps["reflectance"].shape == (1, 3, 32, 48)
+    assert maps["illumination"].shape == (1, 1, 32, 48)
+    adj = decompose_image(
+        pipe, x, EnhanceOptions(steps=2, extra={"adjusted": True}), tile=None, precision="fp32"
+    )
+    assert {"reflectance_adjusted", "illumination_adjusted"} <= set(adj)
+    for v in adj.values():
+        assert float(v.min()) >= 0 and float(v.max()) <= 1
+
+
+def test_work_resize_keeps_aspect_and_multiple():
+    y = work_resize(torch.rand(1, 3, 300, 500), 96)
+    assert y.shape[-1] == 96 and y.shape[-2] % 8 == 0 and abs(y.shape[-2] - 58) <= 8
+
+
+def _pairs(n=4, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    high = torch.rand(n, 3, size, size, generator=g) * 0.6 + 0.3
+    high = torch.nn.functional.avg_pool2d(high, 3, 1, 1)
+    return {"low": high * 0.25, "high": high}
+
+
+def _mean_loss(stage, nets, batch):
+    total = 0.0
+    for k in range(4):
+        torch.manual_seed(100 + k)
+        with torch.no_grad():
+            total += float(stage.loss(nets, batch, 0)[0])
+    return total / 4
+
+
+@pytest.mark.parametrize("name", ["tdn", "rda", "ida"])
+def test_a_few_training_steps_lower_each_stage_loss(name):
+    nets = tiny_nets()
+    stage = {s.name: s for s in DiffRetinexPipeline.stages()}[name]
+    batch = _pairs()
+    for k, m in nets.items():
+        m.train(k in stage.trains)
+        m.requires_grad_(k in stage.trains)
+    params = [p for k in stage.trains for p in nets[k].parameters()]
+    opt = torch.optim.Adam(params, lr=3e-3)
+    before = _mean_loss(stage, nets, batch)
+    torch.manual_seed(0)
+    for step in range(40):
+        loss, logs = stage.loss(nets, batch, step)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = _mean_loss(stage, nets, batch)
+    assert after < 0.8 * before, (name, before, after)
+
+
+def test_checkpoint_roundtrip_keeps_diffusion_settings(tmp_path):
+    nets = tiny_nets()
+    path = tmp_path / "dr.safetensors"
+    save_nets(path, "diff-retinex", nets)
+    method, loaded, _ = load_nets(path)
+    assert method == "diff-retinex"
+    assert loaded["ida"].work_size == 32 and loaded["rda"].prediction == "x0"
+    assert loaded["ida"].schedule == (1000, 1e-6, 2e-2)
+    x = image(32, 32)
+    a = enhance_image(
+        DiffRetinexPipeline(nets), x, EnhanceOptions(steps=2), tile=None, precision="fp32"
+    )
+    b = enhance_image(
+        DiffRetinexPipeline(loaded), x, EnhanceOptions(steps=2), tile=None, precision="fp32"
+    )
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.skipif(not BUNDLED.exists(), reason="bundled diff-retinex-lite weights not built yet")
+def test_bundled_weights_enhance_a_generated_image():
+    method, nets, meta = load_nets(BUNDLED)
+    assert method == "diff-retinex"
+    pipe = DiffRetinexPipeline(nets)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 96), torch.linspace(0, 1, 128), indexing="ij")
+    scene = torch.stack([0.3 + 0.5 * xx, 0.3 + 0.5 * yy, 0.8 - 0.4 * xx], 0)[None]
+    dark = scene * 0.12
+    out = enhance_image(pipe, dark, EnhanceOptions(steps=5), tile=None, precision="fp32")
+    assert out.shape == dark.shape and torch.isfinite(out).all()
+    assert float(out.mean()) > 2 * float(dark.mean())
+    # the enhanced image keeps the scene's structure: strongly correlated with it
+    corr = torch.corrcoef(torch.stack([out.mean(1).flatten(), scene.mean(1).flatten()]))[0, 1]
+    assert float(corr) > 0.8
