@@ -147,7 +147,7 @@ def test_stage_steps_lower_the_loss(stage_name):
         net.train(name in stage.trains)
         net.requires_grad_(name in stage.trains)
     params = [p for n in stage.trains for p in nets[n].parameters()]
-    opt = torch.optim.Adam(params, lr=3e-3)
+    opt = torch.optim.Adam(params, lr=1e-2)
     losses = []
     for step in range(40):
         torch.manual_seed(100 + step % 2)  # same noise draws recur: a fair before/after
@@ -217,3 +217,11 @@ def test_bundled_weights_load_and_enhance():
     brighter = pipe.enhance(x, {**ctx, "alpha": ctx["alpha"] * 2}, (0, 0, 64, 64), opts)
     darker = pipe.enhance(x, {**ctx, "alpha": ctx["alpha"] * 0.5}, (0, 0, 64, 64), opts)
     assert darker.mean() < y.mean() < brighter.mean()
+
+
+def test_illumination_prior_value():
+    img = torch.zeros(1, 3, 4, 4)
+    img[:, 1] = 0.6  # max-RGB = 0.6 everywhere
+    assert math.isclose(
+        float(RL.illumination_prior(torch.full((1, 1, 4, 4), 0.4), img)), 0.2, rel_tol=1e-6
+    )

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region
 from lumen_cli.retinex import losses as RL
 
+W_IP = 1.0  # weight of the max-RGB illumination prior in the decomposition loss
 TARGET_MEAN_L = 0.42  # median mean brightness of the sice/train references
 ALPHA_RANGE = (0.05, 30.0)
 ANALYZE_SIZE = 256  # the ratio estimator sees the whole image at this long side (area average)
@@ -78,21 +79,30 @@ def _f(t: torch.Tensor) -> torch.Tensor:
     return t.float()
 
 
+def _ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 − SSIM in float32 even under autocast (bf16 variances cancel to −inf)."""
+    with torch.autocast(pred.device.type, enabled=False):
+        return RL.ssim_loss(pred.float(), target.float())
+
+
 def _logs(**terms: torch.Tensor) -> dict[str, float]:
     return {k: float(v.detach()) for k, v in terms.items()}
 
 
 # -- stage losses ---------------------------------------------------------------------------
 def decomposition_loss(nets, batch, step):
-    """L_rec + 0.01 L_rs + 0.15 L_is + 0.2 L_mc on [I_low, I_high] (decom net)."""
+    """L_rec + 0.01 L_rs + 0.15 L_is + 0.2 L_mc on [I_low, I_high] (decom net), plus
+    W_IP·|L − max-RGB| (lumen addition: with the paper's weights alone, 600 steps here gave the
+    trivial L ≈ 1, R ≈ I for both images, leaving nothing for the adjustment net to relight;
+    with the prior, mean(L_high)/mean(L_low) tracks the images' brightness ratio)."""
     low, high = batch["low"], batch["high"]
     r, l = nets["decom"](torch.cat([low, high], 0))
     r, l = _f(r), _f(l)
     n = low.shape[0]
-    return RL.decomposition_loss(r[:n], l[:n], r[n:], l[n:], low, high)
+    return RL.decomposition_loss(r[:n], l[:n], r[n:], l[n:], low, high, w_ip=W_IP)
 
 
-def restoration_loss(nets, batch, step, noise_p: float = 0.5):
+def restoration_loss(nets, batch, step, noise_p: float = 0.3):
     """||R̂ − R_high||² + (1 − SSIM) + gradient L2, R̂ = restore(R_low, L_low); decom frozen.
     Synthetic sensor noise on part of the inputs teaches denoising of real night photos."""
     low = add_sensor_noise(batch["low"], noise_p) if noise_p > 0 else batch["low"]
@@ -102,7 +112,7 @@ def restoration_loss(nets, batch, step, noise_p: float = 0.5):
     r_low, l_low, r_high = r[:n], l[:n], _f(r[n:])
     pred = _f(nets["restore"](r_low, l_low))
     mse = F.mse_loss(pred, r_high)
-    ss = RL.ssim_loss(pred, r_high)
+    ss = _ssim_loss(pred, r_high)
     grad = RL.gradient_l2(pred, r_high)
     return mse + ss + grad, _logs(mse=mse, ssim=ss, grad=grad)
 
@@ -141,7 +151,7 @@ def adjustment_loss(nets, batch, step, identity_p: float = 0.15):
     return loss, logs
 
 
-def joint_loss(nets, batch, step, noise_p: float = 0.3):
+def joint_loss(nets, batch, step, noise_p: float = 0.15):
     """End-to-end fine-tuning (lumen addition): out = restore(R,L) · adjust(L, α̂), α̂ from the
     ratio net on the low image; L1 + (1 − SSIM) against I_high, plus the ratio net's own
     log α loss. Decom frozen."""
@@ -156,7 +166,7 @@ def joint_loss(nets, batch, step, noise_p: float = 0.3):
     alpha = torch.exp(log_a).clamp(*ALPHA_RANGE)
     out = _f(nets["restore"](r_low, l_low)) * _f(nets["adjust"](l_low, alpha))
     l1 = (out - high).abs().mean()
-    ss = RL.ssim_loss(out, high)
+    ss = _ssim_loss(out, high)
     rl = F.smooth_l1_loss(log_a, target_log_a, beta=0.1)
     return l1 + ss + 0.5 * rl, _logs(l1=l1, ssim=ss, ratio=rl)
 
@@ -168,8 +178,8 @@ class KinDPipeline(Pipeline):
     presets: ClassVar[dict[str, dict[str, tuple[str, dict[str, Any]]]]] = {
         # decom 235,876 + restore 7,760,739 + adjust 19,393 + ratio 14,547 = 8,030,555
         "paper": _preset(32, _PAPER_RESTORE, 32),
-        # decom 235,876 + restore 1,941,427 + adjust 19,393 + ratio 14,547 = 2,211,243
-        "lite": _preset(32, _LITE_RESTORE, 32),
+        # decom 59,316 + restore 1,941,427 + adjust 19,393 + ratio 14,547 = 2,034,683
+        "lite": _preset(16, _LITE_RESTORE, 32),
     }
     default_preset: ClassVar[str] = "lite"
 
@@ -182,7 +192,14 @@ class KinDPipeline(Pipeline):
                 "decomposition",
                 trains=("decom",),
                 loss=decomposition_loss,
-                defaults={"lr": 1e-3, "steps": 1200, "batch_size": 8, "crop": 96, "warmup": 50},
+                defaults={
+                    "lr": 3e-3,
+                    "steps": 1200,
+                    "batch_size": 8,
+                    "crop": 96,
+                    "warmup": 50,
+                    "synth_ratio": 0.2,
+                },
                 validate_full=False,
             ),
             Stage(
@@ -190,7 +207,13 @@ class KinDPipeline(Pipeline):
                 trains=("restore",),
                 uses=("decom",),
                 loss=restoration_loss,
-                defaults={"lr": 5e-4, "steps": 2000, "batch_size": 4, "crop": 192},
+                defaults={
+                    "lr": 5e-4,
+                    "steps": 1000,
+                    "batch_size": 4,
+                    "crop": 192,
+                    "synth_ratio": 0.3,
+                },
                 validate_full=False,
             ),
             Stage(
@@ -198,14 +221,27 @@ class KinDPipeline(Pipeline):
                 trains=("adjust", "ratio"),
                 uses=("decom",),
                 loss=adjustment_loss,
-                defaults={"lr": 1e-3, "steps": 1500, "batch_size": 8, "crop": None, "resize": 128},
+                defaults={
+                    "lr": 1e-3,
+                    "steps": 600,
+                    "batch_size": 8,
+                    "crop": None,
+                    "resize": 128,
+                    "synth_ratio": 0.2,
+                },
             ),
             Stage(
                 "joint",
                 trains=("restore", "adjust", "ratio"),
                 uses=("decom",),
                 loss=joint_loss,
-                defaults={"lr": 1e-4, "steps": 800, "batch_size": 4, "crop": None, "resize": 256},
+                defaults={
+                    "lr": 2e-4,
+                    "steps": 500,
+                    "batch_size": 4,
+                    "crop": 256,
+                    "synth_ratio": 0.2,
+                },
             ),
         ]
 
