@@ -310,7 +310,7 @@ def main() -> None:
     for item in args.steps_sweep:
         name, values = item.split("=")
         sweep[name.strip()] = [int(v) for v in values.split(",")]
-    command = "python benchmarks/run.py " + shlex.join(sys.argv[1:])
+    command = " ".join(["python benchmarks/run.py", shlex.join(sys.argv[1:])]).strip()
     m = machine()
     results = []
     with tempfile.TemporaryDirectory(prefix="lumen-bench-") as tmp:
