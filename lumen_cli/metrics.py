@@ -13,8 +13,8 @@ Protocol (what ``lumen eval``, validation and the benchmark report):
 
 Scores are per image; a data set's score is the mean (or median) of the per-image scores.
 
-``ssim(x, y, quantize=False)`` is differentiable (range 1, no rounding, computed in the input's
-dtype) and serves as a training loss: ``1 - ssim(pred, target, quantize=False).mean()``.
+``ssim(x, y, quantize=False)`` is differentiable (range 1, no rounding, float32 or wider with
+autocast off) and serves as a training loss: ``1 - ssim(pred, target, quantize=False).mean()``.
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ def ssim(
     """Mean SSIM per image, (B,). pred, gt: (B,3,H,W) or (3,H,W) float in [0,1] sRGB.
 
     ``quantize=True`` is the evaluation protocol (8-bit values, float64, range 255).
-    ``quantize=False`` keeps gradients (input dtype, range 1) for use as a loss. Images smaller
+    ``quantize=False`` keeps gradients (range 1; computed in float32 or float64, with autocast
+    off, so it is accurate inside bf16 training) for use as a loss. Images smaller
     than the window use the largest odd window that fits (only relevant for tiny crops).
     """
     pred, gt = _check_pair(pred, gt)
@@ -122,9 +123,10 @@ def ssim(
     if quantize:
         m = ssim_map(quantize8(pred), quantize8(gt), 255.0, window, sigma)
     else:
-        if not pred.is_floating_point():
-            pred, gt = pred.float(), gt.float()
-        m = ssim_map(pred, gt.to(pred.dtype), 1.0, window, sigma)
+        # float32 at least, autocast off: in bf16 the variance terms E[x^2] - E[x]^2 cancel
+        dtype = torch.promote_types(pred.dtype, torch.float32)
+        with torch.autocast(pred.device.type, enabled=False):
+            m = ssim_map(pred.to(dtype), gt.to(dtype), 1.0, window, sigma)
     return m.flatten(1).mean(1)
 
 

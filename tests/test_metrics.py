@@ -99,3 +99,13 @@ def test_summarize_mean_median():
     assert s["mean"] == pytest.approx(7 / 3)
     assert s["median"] == pytest.approx(3.0)
     assert s["n"] == 4 and s["n_inf"] == 1
+
+
+def test_ssim_loss_accurate_under_bf16_autocast():
+    x = _rand(6, (1, 3, 32, 32))
+    y = (x * 0.9 + 0.05).clamp(0, 1)
+    want = ssim(x, y, quantize=False).item()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = ssim(x.bfloat16(), y.bfloat16(), quantize=False)
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(want, abs=5e-3)  # only the bf16 rounding of the inputs
