@@ -64,7 +64,8 @@ def load_pipeline(method: str, weights: Path | None = None, device="cpu"):
         return cls({}).to(device)
     from lumen_cli.weights.resolve import load_weights
 
-    m, nets, _ = load_weights(info.weights[0] if info.weights else None, weights, device)
+    name = None if weights is not None else info.weights[0]  # a file given wins outright
+    m, nets, _ = load_weights(name, weights, device)
     if m != method:
         raise WeightsError(f"{weights}: holds weights of method {m!r}, not {method!r}")
     return cls(nets).to(device)
