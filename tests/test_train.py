@@ -260,3 +260,55 @@ def test_ddp_two_cpu_processes(tiny, tmp_path):
     single = torch.load(tmp_path / "single" / "main" / "last.pt", weights_only=True)
     for k, v in single["nets"]["net"].items():
         torch.testing.assert_close(ck["nets"]["net"][k], v, atol=1e-5, rtol=1e-4)
+
+
+def test_stages_run_in_order_and_stage_flag(tiny, tmp_path, monkeypatch):
+    def second_loss(nets, batch, step):
+        out = nets["post"](nets["net"](batch["low"]))
+        loss = (out - batch["high"]).abs().mean()
+        return loss, {}
+
+    monkeypatch.setitem(
+        TinyPipeline.presets,
+        "lite",
+        {"net": ("test.tiny", {"width": 4}), "post": ("test.tiny", {"width": 4})},
+    )
+    monkeypatch.setattr(
+        TinyPipeline,
+        "stages",
+        classmethod(
+            lambda cls: [
+                Stage("first", trains=("net",), loss=tiny_loss, defaults={"steps": 6, "crop": 16}),
+                Stage(
+                    "second",
+                    trains=("post",),
+                    uses=("net",),
+                    loss=second_loss,
+                    defaults={"steps": 4, "crop": 16},
+                ),
+            ]
+        ),
+    )
+    data = make_pairs(tmp_path / "train", n=4)
+    run = tmp_path / "run"
+    with pytest.raises(Exception, match="run --stage first first"):
+        _train(data, run, stage="second")
+    _train(data, run, stage="first")
+    s = _train(data, run, stage="second")
+    assert s["stages"]["second"]["complete"]
+    first = torch.load(run / "first" / "final.pt", weights_only=True)["ema"]["net"]
+    second = torch.load(run / "second" / "last.pt", weights_only=True)
+    assert second["step"] == 4
+    # the frozen net of stage "first" was not changed by stage "second"
+    from lumen_cli.train.export import export_run
+
+    pytest.importorskip("lumen_cli.weights.checkpoint")
+    from lumen_cli.weights.checkpoint import load_nets
+
+    export_run(run, tmp_path / "two.safetensors")
+    _, nets, _ = load_nets(tmp_path / "two.safetensors")
+    for k, v in nets["net"].state_dict().items():
+        assert torch.equal(v, first[k])
+    # a whole-run call finds both stages done and trains nothing
+    s = _train(data, run, resume=True)
+    assert all(r.get("complete") for r in s["stages"].values())
