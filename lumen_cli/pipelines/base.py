@@ -50,13 +50,18 @@ def crop_ctx(t: torch.Tensor, region: Region, full_hw: tuple[int, int]) -> torch
     """Cut the part of a full-image map ``t`` (B,C,h,w at any resolution) that covers ``region``.
 
     A map stored at reduced resolution is resized to the full size of the region first, by
-    bilinear interpolation over the region's footprint, so tiles see a seamless map.
+    bilinear interpolation over the region's footprint, so tiles see a seamless map. A region may
+    reach past the image border (tiles padded to a size multiple): the map's edge is repeated.
     """
     y0, x0, y1, x1 = region
     H, W = full_hw
     h, w = t.shape[-2:]
     if (h, w) == (H, W):
-        return t[..., y0:y1, x0:x1]
+        if y0 >= 0 and x0 >= 0 and y1 <= H and x1 <= W:
+            return t[..., y0:y1, x0:x1]
+        ys = torch.arange(y0, y1, device=t.device).clamp(0, H - 1)
+        xs = torch.arange(x0, x1, device=t.device).clamp(0, W - 1)
+        return t.index_select(-2, ys).index_select(-1, xs)
     # sample the low-res map at the pixel centres of the region (align_corners=False semantics)
     ys = (torch.arange(y0, y1, device=t.device, dtype=torch.float32) + 0.5) / H * 2 - 1
     xs = (torch.arange(x0, x1, device=t.device, dtype=torch.float32) + 0.5) / W * 2 - 1
@@ -76,6 +81,8 @@ class Pipeline:
     # preset name -> {net name -> (arch name in lumen_cli.nets.registry, config dict)}
     presets: ClassVar[dict[str, dict[str, tuple[str, dict[str, Any]]]]] = {}
     default_preset: ClassVar[str] = "lite"
+    # rough working memory per pixel of a tile (bytes, fp32), used by ``--tile auto``
+    memory_per_pixel: ClassVar[int] = 4096
 
     def __init__(self, nets: dict[str, nn.Module] | None = None):
         self.nets = nn.ModuleDict(nets or {})

@@ -1,0 +1,146 @@
+"""Run a pipeline over a whole image: global analysis once, then tiles, blended seamlessly.
+
+The one code path shared by ``lumen enhance``, ``lumen decompose``, ``lumen eval`` and the
+validation inside ``lumen train``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import torch
+
+from lumen_cli import devices, tiling
+from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region
+
+TileFn = Callable[[torch.Tensor, dict, Region], dict[str, torch.Tensor]]
+
+
+def enhance_image(
+    pipe: Pipeline,
+    x: torch.Tensor,
+    opts: EnhanceOptions | None = None,
+    *,
+    tile: int | str | None = "auto",
+    overlap: int = 32,
+    precision: str = "auto",
+) -> torch.Tensor:
+    """x: (1,3,H,W) float32 in [0,1] sRGB (CPU; may be a non-contiguous view).
+    Returns (1,3,H,W) float32 in [0,1] on the CPU (a channels-last view of an HWC buffer)."""
+    opts = opts or EnhanceOptions()
+
+    def call(t, ctx, region):
+        return {"image": pipe.enhance(t, ctx, region, opts)}
+
+    return run_tiled(pipe, x, opts, call, {"image": 3}, tile, overlap, precision)["image"]
+
+
+def decompose_image(
+    pipe: Pipeline,
+    x: torch.Tensor,
+    opts: EnhanceOptions | None = None,
+    *,
+    tile: int | str | None = "auto",
+    overlap: int = 32,
+    precision: str = "auto",
+) -> dict[str, torch.Tensor]:
+    """Retinex maps of a whole image: {'reflectance': (1,3,H,W), 'illumination': (1,1,H,W), ...}."""
+    opts = opts or EnhanceOptions()
+    probe = {}
+
+    def call(t, ctx, region):
+        out = pipe.decompose(t, ctx, region, opts)
+        probe.update({k: v.shape[1] for k, v in out.items()})
+        return out
+
+    return run_tiled(pipe, x, opts, call, probe, tile, overlap, precision)
+
+
+def run_tiled(
+    pipe: Pipeline,
+    x: torch.Tensor,
+    opts: EnhanceOptions,
+    call: TileFn,
+    channels: dict[str, int],
+    tile: int | str | None,
+    overlap: int,
+    precision: str,
+) -> dict[str, torch.Tensor]:
+    """Analyse the whole image, then run ``call`` per tile and blend the outputs.
+
+    ``channels`` names the outputs and their channel counts; it may start empty and is then
+    filled by the first tile (outputs are allocated lazily).
+    """
+    if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
+        raise ValueError(f"expected x of shape (1,3,H,W), got {tuple(x.shape)}")
+    device = pipe.device
+    dtype = devices.resolve_precision(precision, device)
+    H, W = x.shape[-2:]
+    mult = max(1, pipe.size_multiple)
+    if tile == "auto":
+        tile = tiling.auto_tile(H, W, pipe.memory_per_pixel, device, mult)
+    if tile is not None:
+        tile = max(int(tile), 2 * overlap + mult, mult)
+        tile -= tile % mult
+    gen = devices.make_generator(opts.seed)
+
+    with torch.inference_mode():
+        ctx = _with_fallback(
+            lambda d: pipe.analyze(x, opts, devices.make_generator(opts.seed)), device, dtype
+        )
+        ctx["hw"] = (H, W)
+        ys = tiling.split_1d(H, tile or H, overlap)
+        xs = tiling.split_1d(W, tile or W, overlap)
+        wy_sum = tiling.weight_sum_1d(H, ys)
+        wx_sum = tiling.weight_sum_1d(W, xs)
+        outs: dict[str, torch.Tensor] = {}
+        n, done = len(ys) * len(xs), 0
+        for y0, y1 in ys:
+            for x0, x1 in xs:
+                py1 = tiling.padded_window(y0, y1, mult)[1]
+                px1 = tiling.padded_window(x0, x1, mult)[1]
+                t = tiling.extract(x, y0, x0, py1, px1).to(device, torch.float32)
+                region = (y0, x0, py1, px1)
+                res = _with_fallback(
+                    lambda d, t=t, region=region: call(t, ctx, region), device, dtype
+                )
+                w = tiling.ramp_1d(y0, y1, H, ys)[:, None] * tiling.ramp_1d(x0, x1, W, xs)[None]
+                for k, v in res.items():
+                    v = v[0, :, : y1 - y0, : x1 - x0].float().cpu()
+                    if k not in outs:
+                        outs[k] = torch.zeros(H, W, v.shape[0])
+                    outs[k][y0:y1, x0:x1] += (v * w).permute(1, 2, 0)
+                done += 1
+                opts.report("tile", done, n)
+        del gen
+        norm = (wy_sum[:, None] * wx_sum[None]).unsqueeze(-1)
+        result = {}
+        for k, acc in outs.items():
+            acc.div_(norm).clamp_(0, 1)
+            result[k] = acc.permute(2, 0, 1).unsqueeze(0)
+    return result
+
+
+def _finite(obj) -> bool:
+    if isinstance(obj, torch.Tensor):
+        return not obj.is_floating_point() or bool(torch.isfinite(obj).all())
+    if isinstance(obj, dict):
+        return all(_finite(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return all(_finite(v) for v in obj)
+    return True
+
+
+def _with_fallback(fn, device: torch.device, dtype: torch.dtype):
+    """Run ``fn`` under autocast; if reduced precision gives NaN/inf, run it again in fp32."""
+    with devices.autocast(device, dtype):
+        out = fn(dtype)
+    if dtype is not torch.float32 and not _finite(out):
+        warnings.warn(
+            f"{devices.describe(device, dtype)} gave non-finite values; recomputed in fp32",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        out = fn(torch.float32)
+    return out
