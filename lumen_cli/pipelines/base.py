@@ -83,6 +83,8 @@ class Pipeline:
     default_preset: ClassVar[str] = "lite"
     # rough working memory per pixel of a tile (bytes, fp32), used by ``--tile auto``
     memory_per_pixel: ClassVar[int] = 4096
+    # False for methods whose arithmetic must stay fp32 (reduced precision is then ignored)
+    reduced_precision: ClassVar[bool] = True
 
     def __init__(self, nets: dict[str, nn.Module] | None = None):
         self.nets = nn.ModuleDict(nets or {})

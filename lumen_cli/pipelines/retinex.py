@@ -28,6 +28,7 @@ FLOOR = 0.03  # smallest illumination used for division
 class RetinexPipeline(Pipeline):
     method = "retinex"
     memory_per_pixel = 400
+    reduced_precision = False  # cheap arithmetic; fp32 keeps the illumination solve exact
 
     def analyze(self, x: torch.Tensor, opts: EnhanceOptions, generator) -> dict:
         H, W = x.shape[-2:]

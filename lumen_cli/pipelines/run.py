@@ -76,6 +76,8 @@ def run_tiled(
         raise ValueError(f"expected x of shape (1,3,H,W), got {tuple(x.shape)}")
     device = pipe.device
     dtype = devices.resolve_precision(precision, device)
+    if not pipe.reduced_precision:
+        dtype = torch.float32
     H, W = x.shape[-2:]
     mult = max(1, pipe.size_multiple)
     if tile == "auto":

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from lumen_cli import metrics
-from lumen_cli.errors import UsageError, WeightsError
+from lumen_cli.errors import UsageError
+from lumen_cli.pipelines.load import load_pipeline  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -49,26 +50,6 @@ def score(pred: torch.Tensor, gt: torch.Tensor, name: str = "") -> tuple[float, 
             "differ in size"
         )
     return float(metrics.psnr(pred, gt)), float(metrics.ssim(pred, gt))
-
-
-def load_pipeline(method: str, weights: Path | None = None, device="cpu"):
-    """The method's pipeline with its weights (manifest entry, or a file given by ``weights``)."""
-    from lumen_cli.pipelines import registry
-
-    try:
-        info = registry.get(method)
-    except KeyError as e:
-        raise UsageError(str(e.args[0])) from None
-    cls = info.load_class()
-    if not info.weights and weights is None:
-        return cls({}).to(device)
-    from lumen_cli.weights.resolve import load_weights
-
-    name = None if weights is not None else info.weights[0]  # a file given wins outright
-    m, nets, _ = load_weights(name, weights, device)
-    if m != method:
-        raise WeightsError(f"{weights}: holds weights of method {m!r}, not {method!r}")
-    return cls(nets).to(device)
 
 
 def evaluate_method(

@@ -1,0 +1,122 @@
+"""``lumen methods`` and ``lumen env``."""
+
+from __future__ import annotations
+
+import json
+import struct
+from math import prod
+from pathlib import Path
+
+import typer
+
+
+def _params_in(path: Path) -> int:
+    """Parameter count of a safetensors file, from its header alone (no torch)."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    return sum(prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
+
+
+def methods(json_out: bool = typer.Option(False, "--json", help="Print JSON instead.")) -> None:
+    """List the methods: default steps, parameter counts and whether weights are here."""
+    from lumen_cli.pipelines.registry import METHODS
+    from lumen_cli.weights.manifest import load_manifest
+
+    manifest = load_manifest()
+    rows = []
+    for m in METHODS.values():
+        if not m.weights:
+            rows.append(
+                {
+                    "method": m.name,
+                    "steps": m.default_steps,
+                    "params": 0,
+                    "weights": "none needed",
+                    "title": m.title,
+                }
+            )
+            continue
+        from lumen_cli.weights.resolve import bundled_file, cached_path
+
+        for w in m.weights:
+            entry = manifest.get(w)
+            path = None
+            state = "not in manifest"
+            if entry is not None:
+                cached = cached_path(entry) if entry.published else None
+                bundled = bundled_file(entry)
+                path = cached or bundled
+                state = "cached" if cached else "bundled" if bundled else "missing"
+            rows.append(
+                {
+                    "method": m.name,
+                    "steps": m.default_steps,
+                    "params": _params_in(path) if path else None,
+                    "weights": f"{w}: {state}",
+                    "title": m.title,
+                }
+            )
+    if json_out:
+        print(json.dumps(rows, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("method", "default steps", "parameters", "weights", "paper")
+    for r in rows:
+        p = r["params"]
+        t.add_row(
+            r["method"],
+            str(r["steps"] or "-"),
+            "-" if p is None else f"{p / 1e6:.2f} M" if p else "0",
+            r["weights"],
+            r["title"],
+        )
+    Console().print(t)
+
+
+def env(json_out: bool = typer.Option(False, "--json", help="Print JSON instead.")) -> None:
+    """Versions, devices, CPU features (bf16/AMX), the weights cache and offline mode."""
+    import os
+    import platform
+
+    import torch
+
+    from lumen_cli import __version__, devices
+    from lumen_cli.weights.manifest import manifest_path
+    from lumen_cli.weights.resolve import hub_cache_dir, hub_offline
+
+    flags = devices.cpu_flags()
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
+            )
+    except OSError:
+        pass
+    info = {
+        "lumen": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "amx_bf16": "amx_bf16" in flags,
+        "avx512_bf16": "avx512_bf16" in flags,
+        "cuda": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        "mps": devices._mps_available(),
+        "auto_device": str(devices.pick_device("auto")),
+        "auto_precision": str(devices.resolve_precision("auto", devices.pick_device("auto"))),
+        "hf_cache": str(hub_cache_dir()),
+        "hf_offline": hub_offline(),
+        "manifest": str(manifest_path()),
+    }
+    if json_out:
+        print(json.dumps(info, indent=1))
+        return
+    width = max(map(len, info))
+    for k, v in info.items():
+        print(f"{k:<{width}}  {v}")

@@ -1,0 +1,36 @@
+"""Build a method's pipeline with its weights: the one loader for enhance, decompose, eval and
+the benchmark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from lumen_cli.errors import UsageError, WeightsError
+
+
+def load_pipeline(method: str, weights: str | Path | None = None, device="cpu"):
+    """The method's pipeline on ``device``: weights from ``weights`` (a file) if given, else from
+    the method's manifest entry (HF cache / bundled copy, sha256 checked)."""
+    from lumen_cli import devices
+    from lumen_cli.pipelines import registry
+
+    try:
+        info = registry.get(method)
+    except KeyError as e:
+        raise UsageError(str(e.args[0])) from None
+    devices.configure_cpu()
+    cls = info.load_class()
+    device = torch.device(device)
+    if not info.weights:
+        if weights is not None:
+            raise UsageError(f"method {method!r} uses no weights; drop --weights")
+        return cls({}).to(device)
+    from lumen_cli.weights.resolve import load_weights
+
+    name = None if weights is not None else info.weights[0]  # a file given wins outright
+    m, nets, _ = load_weights(name, weights, device)
+    if m != method:
+        raise WeightsError(f"{weights}: holds weights of method {m!r}, not {method!r}")
+    return cls(nets).to(device)
