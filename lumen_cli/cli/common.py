@@ -22,6 +22,8 @@ def setup_pipeline(method: str, device: str, precision: str, weights: Path | Non
     dev = devices.pick_device(device)
     dtype = devices.resolve_precision(precision, dev)
     pipe = load_pipeline(method, weights, dev)
+    if not pipe.reduced_precision:
+        dtype = devices.torch.float32
     console.info(f"lumen: method {method} on {devices.describe(dev, dtype)}")
     return pipe
 

@@ -118,9 +118,9 @@ def wls_smooth(t0: torch.Tensor, lam: float = 0.15, iters: int = 60) -> torch.Te
 
 
 def estimate_noise(x: torch.Tensor) -> float:
-    """Noise standard deviation of an sRGB image (B,3,H,W), from the median absolute deviation of
-    a Laplacian-like high-pass of its luma (Immerkaer-style); a value in [0,1] units."""
-    y = luma(x.float())
+    """Noise standard deviation of an sRGB image (B,3,H,W) per channel, from the median absolute
+    deviation of a Laplacian-like high-pass (Immerkaer-style); a value in [0,1] units."""
+    y = x.float().flatten(0, 1).unsqueeze(1)
     k = y.new_tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]]).view(1, 1, 3, 3)
     hp = F.conv2d(y, k)
     mad = hp.abs().flatten().median()
