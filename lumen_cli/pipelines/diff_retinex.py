@@ -10,15 +10,16 @@ Recipe for one image x (1,3,H,W) float in [0,1], sRGB::
         g          = [mean R_s (rgb), mean L^_s]                  # global context for the RDA
     per tile:
         R, L       = tdn(x_tile)
-        feats      = rda.encode([R, L, g])                        # once per tile, not per step
-        R^         = DDIM(rda(., feats), noise[tile])             # RDA at full resolution
         L^         = L * up(L^_s) / up(L_s)                       # guided: keeps L's edges
+        feats      = rda.encode([R, L, L^, g])                    # once per tile, not per step
+        R^         = DDIM(rda(., feats), noise[tile])             # RDA at full resolution
         out        = R^ * L^
 
 The IDA sees the whole (downsampled) picture, which is where the brightness decision lives;
 the illumination map is smooth, so its low-resolution adjustment is carried to full size as a
-gain on the full-resolution L (``opts.extra["illumination"] = "guided"``, default) or simply
-upsampled (``"smooth"``). ``opts.exposure`` scales L^ (1.0 = the model's choice).
+gain on the full-resolution L. ``opts.exposure`` scales L^ (1.0 = the model's choice). The RDA
+learns the normal-light reflectance *under the illumination L^ the pipeline applies*
+(R* = I_n / L^, see ``rda_loss``), so R^ * L^ can reach the reference.
 
 Diffusion as in the paper: linear betas over T = 1000 (RDA 1e-6 -> 1e-2, IDA 1e-6 -> 2e-2),
 conditioning by the low-light maps, SR3 continuous noise level. Sampling is deterministic
@@ -63,7 +64,7 @@ PRESETS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
             "diff-retinex.denoiser",
             {
                 "in_ch": 3,
-                "cond_ch": 8,
+                "cond_ch": 9,
                 "out_ch": 3,
                 "inner": 48,
                 "mults": [1, 2, 2],
@@ -115,7 +116,7 @@ PRESETS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
             "diff-retinex.denoiser",
             {
                 "in_ch": 3,
-                "cond_ch": 8,
+                "cond_ch": 9,
                 "out_ch": 3,
                 "inner": 64,
                 "mults": [1, 2, 4, 6],
@@ -176,12 +177,26 @@ def _schedule_abar(net) -> torch.Tensor:
     return alphas_cumprod(linear_betas(n, b0, b1))
 
 
-def rda_condition(r: torch.Tensor, l_map: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """RDA condition (B,8,h,w) in [-1,1]: R (3), L (1), and the global vector g (B,4) as
-    constant maps."""
+def rda_condition(
+    r: torch.Tensor, l_map: torch.Tensor, l_hat: torch.Tensor, g: torch.Tensor
+) -> torch.Tensor:
+    """RDA condition (B,9,h,w) in [-1,1]: R_low (3), L_low (1), the adjusted illumination
+    L^ (1), and the global vector g (B,4) as constant maps."""
     b, _, h, w = r.shape
     gm = g.to(r.dtype).view(b, -1, 1, 1).expand(b, g.shape[1], h, w)
-    return torch.cat([r, l_map, gm], 1) * 2 - 1
+    return torch.cat([r, l_map, l_hat.to(r.dtype), gm], 1) * 2 - 1
+
+
+def guided_illumination(
+    l_map: torch.Tensor, l_hat_s: torch.Tensor, l_low_s: torch.Tensor
+) -> torch.Tensor:
+    """Full-resolution adjusted illumination: L * up(L^_s) / up(L_s), in [0,1].
+
+    l_map (B,1,h,w): TDN's L of the tile; l_hat_s, l_low_s (B,1,h,w): the IDA's output and
+    TDN's L of the whole downsampled image, already cut and upsampled to the tile. The smooth
+    low-resolution gain keeps the edges of the full-resolution L.
+    """
+    return (l_map.float() * l_hat_s.float() / l_low_s.float().clamp_min(0.02)).clamp(0, 1)
 
 
 def ida_condition(l_s: torch.Tensor, r_s: torch.Tensor, x_s: torch.Tensor) -> torch.Tensor:
@@ -227,23 +242,52 @@ def tdn_loss(nets, batch, step):
     }
 
 
-def rda_loss(nets, batch, step, noise_p: float = 0.5):
-    """Denoising loss of the RDA: x0 = 2 R_normal - 1 given TDN's maps of the (optionally
-    sensor-noised) low image and the global vector [mean R_low, mean L_normal]."""
-    tdn, rda = nets["tdn"], nets["rda"]
+def rda_loss(nets, batch, step, crop: int = 128, noise_p: float = 0.5):
+    """Denoising loss of the RDA on whole images (the stage loads them uncropped).
+
+    As at inference, TDN and the whole-image maps come first: L_s = TDN(low_s), and the
+    normal-light L_n,s = TDN(high_s) stands in for the IDA's output. Then a random ``crop`` of
+    each image is (optionally) sensor-noised and decomposed, L^ = L * up(L_n,s) / up(L_s) as in
+    ``guided_illumination``, and the RDA learns x0 = 2 R* - 1 with R* = clamp(I_n / L^): the
+    normal-light reflectance under the illumination the pipeline will apply, so R*·L^ = I_n
+    (the paper's target is TDN's R_n, which caps the result at TDN's reconstruction error).
+    """
+    tdn, rda, ws = nets["tdn"], nets["rda"], nets["ida"].work_size
     low, high = batch["low"].float(), batch["high"].float()
+    H, W = low.shape[-2:]
+    c = min(crop, H, W)
+    c -= c % 16
     with torch.no_grad():
-        if noise_p > 0:
-            low = add_sensor_noise(low, noise_p)
-        r_l, l_l = tdn(low)
-        r_h, l_h = tdn(high)
-        g = torch.cat([r_l.mean((2, 3)), l_h.mean((2, 3))], 1)
-    feats = rda.encode(rda_condition(r_l, l_l, g))
+        r_ls, l_ls = tdn(work_resize(low, ws))
+        _, l_hs = tdn(work_resize(high, ws))
+        g = torch.cat([r_ls.float().mean((2, 3)), l_hs.float().mean((2, 3))], 1)
+        conds, targets, ims = [], [], []
+        for i in range(low.shape[0]):
+            y0 = int(torch.randint(0, H - c + 1, ()))
+            x0 = int(torch.randint(0, W - c + 1, ()))
+            region = (y0, x0, y0 + c, x0 + c)
+            lo = low[i : i + 1, :, y0 : y0 + c, x0 : x0 + c]
+            hi = high[i : i + 1, :, y0 : y0 + c, x0 : x0 + c]
+            if noise_p > 0:
+                lo = add_sensor_noise(lo, noise_p)
+            r_l, l_l = tdn(lo)
+            l_hat = guided_illumination(
+                l_l,
+                crop_ctx(l_hs[i : i + 1], region, (H, W)),
+                crop_ctx(l_ls[i : i + 1], region, (H, W)),
+            )
+            conds.append(rda_condition(r_l.float(), l_l.float(), l_hat, g[i : i + 1]))
+            targets.append((hi / l_hat.clamp_min(1e-3)).clamp(0, 1))
+            ims.append((hi, l_hat))
+        cond, target = torch.cat(conds), torch.cat(targets)
+    feats = rda.encode(cond)
     loss, x0 = diffusion_loss(
-        lambda xt, gm: rda(xt, gm, feats), r_h * 2 - 1, _schedule_abar(rda), rda.prediction
+        lambda xt, gm: rda(xt, gm, feats), target * 2 - 1, _schedule_abar(rda), rda.prediction
     )
     with torch.no_grad():
-        img_err = ((x0.clamp(-1, 1) + 1) / 2 * l_h - high).abs().mean()
+        hi = torch.cat([a for a, _ in ims])
+        lh = torch.cat([b for _, b in ims])
+        img_err = ((x0.clamp(-1, 1) + 1) / 2 * lh - hi).abs().mean()
     return loss, {"img_l1": float(img_err)}
 
 
@@ -296,7 +340,7 @@ class DiffRetinexPipeline(Pipeline):
                 rda_loss,
                 uses=("tdn",),
                 validate_full=False,
-                defaults={"steps": 4000, "lr": 5e-4, "crop": 128, "batch_size": 8},
+                defaults={"steps": 3000, "lr": 5e-4, "crop": None, "batch_size": 8},
             ),
             Stage(
                 "ida",
@@ -346,20 +390,19 @@ class DiffRetinexPipeline(Pipeline):
         }
 
     def _adjusted_l(self, l_map, ctx, region, opts) -> torch.Tensor:
-        hw = ctx["hw"]
-        l_hat = crop_ctx(ctx["l_hat_s"], region, hw).to(l_map.device)
-        if opts.extra.get("illumination", "guided") == "smooth":
-            return l_hat.clamp(0, 1)
-        l_ref = crop_ctx(ctx["l_low_s"], region, hw).to(l_map.device)
-        return (l_map.float() * l_hat / l_ref.clamp_min(0.02)).clamp(0, 1)
+        hw, dev = ctx["hw"], l_map.device
+        l_hat_s = crop_ctx(ctx["l_hat_s"], region, hw).to(dev)
+        l_low_s = crop_ctx(ctx["l_low_s"], region, hw).to(dev)
+        return guided_illumination(l_map, l_hat_s, l_low_s)
 
-    def _sample_r(self, r, l_map, ctx, region, opts) -> torch.Tensor:
+    def _sample_r(self, r, l_map, l_hat, ctx, region, opts) -> torch.Tensor:
         rda = self.nets["rda"]
         b = r.shape[0]
-        feats = rda.encode(rda_condition(r, l_map, ctx["g"].to(r.device).expand(b, -1)))
+        g = ctx["g"].to(r.device).expand(b, -1)
+        feats = rda.encode(rda_condition(r, l_map, l_hat, g))
         noise = crop_ctx(ctx["noise"], region, ctx["hw"]).to(r.device).expand(b, -1, -1, -1)
         out = ddim_sample(
-            lambda xt, g: rda(xt, g, feats),
+            lambda xt, gm: rda(xt, gm, feats),
             noise,
             sampling_alphas(rda, self._steps(opts)),
             rda.prediction,
@@ -370,8 +413,8 @@ class DiffRetinexPipeline(Pipeline):
     def enhance(self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions):
         """x: (B,3,h,w) in [0,1] sRGB tile -> (B,3,h,w) in [0,1]."""
         r, l_map = self.nets["tdn"](x)
-        r_hat = self._sample_r(r, l_map, ctx, region, opts)
         l_hat = self._adjusted_l(l_map, ctx, region, opts)
+        r_hat = self._sample_r(r, l_map, l_hat, ctx, region, opts)
         return (r_hat * l_hat).clamp(0, 1)
 
     def decompose(self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions):
@@ -381,6 +424,7 @@ class DiffRetinexPipeline(Pipeline):
         r, l_map = self.nets["tdn"](x)
         out = {"reflectance": r.float(), "illumination": l_map.float()}
         if opts.extra.get("adjusted"):
-            out["reflectance_adjusted"] = self._sample_r(r, l_map, ctx, region, opts)
-            out["illumination_adjusted"] = self._adjusted_l(l_map, ctx, region, opts)
+            l_hat = self._adjusted_l(l_map, ctx, region, opts)
+            out["reflectance_adjusted"] = self._sample_r(r, l_map, l_hat, ctx, region, opts)
+            out["illumination_adjusted"] = l_hat
         return out
