@@ -23,9 +23,7 @@ def load_pipeline(method: str, weights: str | Path | None = None, device="cpu"):
     devices.configure_cpu()
     cls = info.load_class()
     device = torch.device(device)
-    if not info.weights:
-        if weights is not None:
-            raise UsageError(f"method {method!r} uses no weights; drop --weights")
+    if not info.weights and weights is None:
         return cls({}).to(device)
     from lumen_cli.weights.resolve import load_weights
 
