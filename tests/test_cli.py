@@ -149,3 +149,32 @@ def test_methods_and_env(capsys):
     assert main(["env", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert {"torch", "amx_bf16", "hf_cache", "hf_offline"} <= set(info)
+
+
+def test_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path):
+    import signal
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        arr = (rng.random((900, 1200, 3)) * 60).astype(np.uint8)
+        Image.fromarray(arr).save(src / f"{i}.png")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LUMEN_THREADS": "1"}
+    p = subprocess.Popen(
+        [sys.executable, "-m", "lumen_cli", "enhance", str(src), "-o", str(out)],
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out.exists() and any(out.glob("*.png"))):
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err.decode()
+    written = sorted(out.iterdir())
+    assert len(written) < 6  # stopped before the end
+    for f in written:  # every file there is a whole image, no temporary left behind
+        assert f.suffix == ".png"
+        Image.open(f).load()
