@@ -109,7 +109,10 @@ def env(json_out: bool = typer.Option(False, "--json", help="Print JSON instead.
         "cuda": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
         "mps": devices._mps_available(),
         "auto_device": str(devices.pick_device("auto")),
-        "auto_precision": str(devices.resolve_precision("auto", devices.pick_device("auto"))),
+        "auto_precision": devices.describe(
+            devices.pick_device("auto"),
+            devices.resolve_precision("auto", devices.pick_device("auto")),
+        ),
         "hf_cache": str(hub_cache_dir()),
         "hf_offline": hub_offline(),
         "manifest": str(manifest_path()),
