@@ -8,12 +8,17 @@ arguments so one class serves the ``paper`` and ``lite`` presets.
 - ``DecomNet``: image -> (R (B,3,H,W) sigmoid, L (B,1,H,W) sigmoid). A 3-level U-Net makes R;
   the illumination branch convolves the first-level features and joins the R branch's last
   features before a 1x1 conv. width 32 gives the published ≈0.24 M parameters. H, W: multiples
-  of 4.
+  of 4. ``residual=True`` (lumen addition) makes the R branch a zero-initialised correction of
+  logit(I / max(L, max-RGB(I))), so R keeps the image's detail from the first step.
 - ``RestoreNet``: concat(R_low, L_low) (B,4,H,W) -> restored R (B,3,H,W) sigmoid. A U-Net with
   ``len(widths)`` levels; widths (32,64,128,256,512), 2 convs per level give the published
-  ≈7.8 M parameters. H, W: multiples of 2**(levels-1).
+  ≈7.8 M parameters. H, W: multiples of 2**(levels-1). ``residual=True`` (lumen addition)
+  predicts a correction of logit(R_low) with a zero-initialised last conv, so training starts
+  from R̂ = R_low instead of a constant.
 - ``AdjustNet``: concat(L, ratio map) (B,2,H,W) -> adjusted L (B,1,H,W) sigmoid; three
-  ``width``-channel convs (≈19 K parameters at width 32). Any H, W.
+  ``width``-channel convs (≈19 K parameters at width 32). Any H, W. ``residual=True`` (lumen
+  addition) predicts a correction of logit(clip(α·L)): it starts as a plain gain, which keeps
+  the light-level control monotone and hue-neutral outside the ratios seen in training.
 - ``RatioNet`` (a lumen addition, not in KinD): the whole image, downsampled -> log of the
   light ratio α that brings it to a natural brightness, so the default exposure is chosen
   from the input alone (the official LOL evaluation takes α from the reference instead).
@@ -36,6 +41,12 @@ def _act(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x, 0.2)
 
 
+def _logit(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """logit in float32 (in bf16, 1 − 1e-3 rounds to 1 and the logit is infinite)."""
+    x = x.float().clamp(eps, 1 - eps)
+    return torch.log(x) - torch.log1p(-x)
+
+
 class _Up(nn.Module):
     """2x2 stride-2 transposed conv (no bias) to ``cout`` channels, then concat with the skip."""
 
@@ -50,8 +61,9 @@ class _Up(nn.Module):
 class DecomNet(nn.Module):
     """Layer decomposition: (B,3,H,W) image in [0,1] -> R (B,3,H,W), L (B,1,H,W) in (0,1)."""
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, residual: bool = False):
         super().__init__()
+        self.residual = residual
         w = width
         self.conv1 = _conv(3, w)
         self.conv2 = _conv(w, 2 * w)
@@ -63,6 +75,9 @@ class DecomNet(nn.Module):
         self.r_out = _conv(w, 3, 1)  # 1x1 as in the official code (the paper drew 3x3)
         self.l_conv = _conv(w, w)
         self.l_out = _conv(2 * w, 1, 1)
+        if residual:  # start from R = I / max(L, max-RGB): an exact reconstruction
+            nn.init.zeros_(self.r_out.weight)
+            nn.init.zeros_(self.r_out.bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c1 = _act(self.conv1(x))
@@ -70,21 +85,29 @@ class DecomNet(nn.Module):
         c3 = _act(self.conv3(F.max_pool2d(c2, 2)))
         c4 = _act(self.conv4(self.up1(c3, c2)))
         c5 = _act(self.conv5(self.up2(c4, c1)))
-        r = torch.sigmoid(self.r_out(c5))
         lf = _act(self.l_conv(c1))
         l = torch.sigmoid(self.l_out(torch.cat([lf, c5], 1)))
-        return r, l
+        y = self.r_out(c5)
+        if self.residual:
+            xf = x.float()
+            base = xf / torch.maximum(l.float(), xf.amax(1, keepdim=True)).clamp_min(1e-3)
+            y = y + _logit(base)
+        return torch.sigmoid(y), l
 
 
 class RestoreNet(nn.Module):
     """Reflectance restoration U-Net: R_low (B,3,H,W), L_low (B,1,H,W) -> R (B,3,H,W) in (0,1)."""
 
     def __init__(
-        self, widths: list[int] | tuple[int, ...] = (32, 64, 128, 256, 512), convs: int = 2
+        self,
+        widths: list[int] | tuple[int, ...] = (32, 64, 128, 256, 512),
+        convs: int = 2,
+        residual: bool = False,
     ):
         super().__init__()
         widths = list(widths)
         self.levels = len(widths)
+        self.residual = residual
 
         def block(cin: int, cout: int) -> nn.ModuleList:
             return nn.ModuleList([_conv(cin if i == 0 else cout, cout) for i in range(convs)])
@@ -100,6 +123,9 @@ class RestoreNet(nn.Module):
             self.ups.append(_Up(w_hi, w_lo))
             self.up_blocks.append(block(2 * w_lo, w_lo))
         self.out = _conv(widths[0], 3)
+        if residual:  # start as the identity: R̂ = R_low
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
 
     @staticmethod
     def _run(blk: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
@@ -117,15 +143,19 @@ class RestoreNet(nn.Module):
             skips.append(x)
         for up, blk, skip in zip(self.ups, self.up_blocks, skips[-2::-1], strict=True):
             x = self._run(blk, up(x, skip))
-        return torch.sigmoid(self.out(x))
+        y = self.out(x)
+        if self.residual:
+            y = y + _logit(r)
+        return torch.sigmoid(y)
 
 
 class AdjustNet(nn.Module):
     """Illumination adjustment: L (B,1,H,W) in [0,1] and the light ratio α (a (B,) tensor, a
     float, or a (B,1,H,W) map) -> adjusted L (B,1,H,W) in (0,1)."""
 
-    def __init__(self, width: int = 32, convs: int = 3):
+    def __init__(self, width: int = 32, convs: int = 3, residual: bool = False):
         super().__init__()
+        self.residual = residual
         layers = []
         cin = 2
         for _ in range(convs):
@@ -133,6 +163,9 @@ class AdjustNet(nn.Module):
             cin = width
         self.convs = nn.ModuleList(layers)
         self.out = _conv(width, 1)
+        if residual:  # start as L̂ = clip(α·L)
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
 
     def forward(self, l: torch.Tensor, ratio: torch.Tensor | float) -> torch.Tensor:
         if not torch.is_tensor(ratio):
@@ -140,10 +173,14 @@ class AdjustNet(nn.Module):
         ratio = ratio.to(l.dtype)
         if ratio.dim() <= 1:
             ratio = ratio.reshape(-1, 1, 1, 1)
-        x = torch.cat([l, ratio.expand_as(l)], 1)
+        ratio = ratio.expand_as(l)
+        x = torch.cat([l, ratio], 1)
         for conv in self.convs:
             x = _act(conv(x))
-        return torch.sigmoid(self.out(x))
+        y = self.out(x)
+        if self.residual:
+            y = y + _logit(l * ratio)
+        return torch.sigmoid(y)
 
 
 class RatioNet(nn.Module):

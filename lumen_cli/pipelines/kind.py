@@ -44,11 +44,13 @@ _LITE_RESTORE = [16, 32, 64, 128, 256]
 _PAPER_RESTORE = [32, 64, 128, 256, 512]
 
 
-def _preset(decom_w: int, restore_w: list[int], adjust_w: int) -> dict[str, tuple[str, dict]]:
+def _preset(
+    decom_w: int, restore_w: list[int], adjust_w: int, residual: bool
+) -> dict[str, tuple[str, dict]]:
     return {
-        "decom": ("kind.decom", {"width": decom_w}),
-        "restore": ("kind.restore", {"widths": restore_w, "convs": 2}),
-        "adjust": ("kind.adjust", {"width": adjust_w, "convs": 3}),
+        "decom": ("kind.decom", {"width": decom_w, "residual": residual}),
+        "restore": ("kind.restore", {"widths": restore_w, "convs": 2, "residual": residual}),
+        "adjust": ("kind.adjust", {"width": adjust_w, "convs": 3, "residual": residual}),
         "ratio": ("kind.ratio", {"width": 16, "size": 64, "target": TARGET_MEAN_L}),
     }
 
@@ -177,9 +179,9 @@ class KinDPipeline(Pipeline):
     memory_per_pixel: ClassVar[int] = 3072
     presets: ClassVar[dict[str, dict[str, tuple[str, dict[str, Any]]]]] = {
         # decom 235,876 + restore 7,760,739 + adjust 19,393 + ratio 14,547 = 8,030,555
-        "paper": _preset(32, _PAPER_RESTORE, 32),
+        "paper": _preset(32, _PAPER_RESTORE, 32, residual=False),
         # decom 59,316 + restore 1,941,427 + adjust 19,393 + ratio 14,547 = 2,034,683
-        "lite": _preset(16, _LITE_RESTORE, 32),
+        "lite": _preset(16, _LITE_RESTORE, 32, residual=True),
     }
     default_preset: ClassVar[str] = "lite"
 
@@ -194,7 +196,7 @@ class KinDPipeline(Pipeline):
                 loss=decomposition_loss,
                 defaults={
                     "lr": 3e-3,
-                    "steps": 1200,
+                    "steps": 1000,
                     "batch_size": 8,
                     "crop": 96,
                     "warmup": 50,
@@ -209,7 +211,7 @@ class KinDPipeline(Pipeline):
                 loss=restoration_loss,
                 defaults={
                     "lr": 5e-4,
-                    "steps": 1000,
+                    "steps": 800,
                     "batch_size": 4,
                     "crop": 192,
                     "synth_ratio": 0.3,
@@ -223,7 +225,7 @@ class KinDPipeline(Pipeline):
                 loss=adjustment_loss,
                 defaults={
                     "lr": 1e-3,
-                    "steps": 600,
+                    "steps": 400,
                     "batch_size": 8,
                     "crop": None,
                     "resize": 128,
@@ -236,8 +238,8 @@ class KinDPipeline(Pipeline):
                 uses=("decom",),
                 loss=joint_loss,
                 defaults={
-                    "lr": 2e-4,
-                    "steps": 500,
+                    "lr": 5e-4,
+                    "steps": 1500,
                     "batch_size": 4,
                     "crop": 256,
                     "synth_ratio": 0.2,
