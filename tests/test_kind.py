@@ -225,3 +225,19 @@ def test_illumination_prior_value():
     assert math.isclose(
         float(RL.illumination_prior(torch.full((1, 1, 4, 4), 0.4), img)), 0.2, rel_tol=1e-6
     )
+
+
+def test_residual_heads_start_from_the_identity():
+    torch.manual_seed(0)
+    x = smooth_image(2, 32, 32, seed=8) * 0.5 + 0.1
+    decom = build_net("kind.decom", {"width": 4, "residual": True})
+    r, l = decom(x)
+    lsafe = torch.maximum(l, x.amax(1, keepdim=True))
+    assert torch.allclose(r, (x / lsafe).clamp(1e-3, 1 - 1e-3), atol=1e-5)
+    restore = build_net("kind.restore", {"widths": [4, 8, 8], "convs": 1, "residual": True})
+    assert torch.allclose(restore(r, l), r.clamp(1e-3, 1 - 1e-3), atol=1e-5)
+    adjust = build_net("kind.adjust", {"width": 4, "convs": 2, "residual": True})
+    la = adjust(torch.full((1, 1, 8, 8), 0.1), 3.0)
+    assert torch.allclose(la, torch.full_like(la, 0.3), atol=1e-5)
+    la = adjust(torch.full((1, 1, 8, 8), 0.5), 4.0)  # clipped gain
+    assert torch.allclose(la, torch.full_like(la, 1 - 1e-3), atol=1e-5)

@@ -16,12 +16,21 @@ brightness of the SICE training references) is used: α0 = 0.42 / mean(max-RGB).
 
 The official test script (``evaluate.py``) adds two steps: it darkens R̂ where the input
 reflectance is near black, and blends the result with the input by L. Both are available via
-``opts.extra`` (``darken_shadows``, ``blend_input``, default off: they cost PSNR/SSIM on
-sice/val, see the measurements in the weights' provenance and BENCHMARKS.md).
+``opts.extra`` (``darken_shadows``, ``blend_input``); whether they are on by default is decided
+by measurement on sice/val (see ``DEFAULT_EXTRAS``).
 
-Training stages (``stages()``): decomposition, restoration, adjustment (as the paper) and
+Presets: ``paper`` has the published sizes (decom 235,876, restore 7,760,739, adjust 19,393
+parameters, plus the 14,547-parameter ratio estimator) and the paper's plain heads. ``lite``
+(shipped; 2,034,683 parameters) narrows decom to width 16 and restoration to widths 16-256 and
+uses lumen's *residual* heads: every net starts from the identity (R = I / max(L, max-RGB),
+R̂ = R_low, L̂ = clip(α·L)) and learns a correction in logit space. Measured here: with the
+paper's plain heads and loss weights, short CPU schedules collapsed to L ≈ 1 (R ≈ I) and a
+constant white R̂.
+
+Training stages (``stages()``): decomposition (the paper's loss plus a max-RGB illumination
+prior, lumen addition), restoration, adjustment (+ the ratio estimator's log α regression), and
 ``joint`` (lumen addition: restoration, adjustment and ratio nets fine-tuned end to end on the
-output R̂·L̂ with the predicted α, on whole downscaled images).
+output R̂·L̂ against I_high, with the predicted α, on 256-pixel crops).
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from lumen_cli.retinex import losses as RL
 W_IP = 1.0  # weight of the max-RGB illumination prior in the decomposition loss
 TARGET_MEAN_L = 0.42  # median mean brightness of the sice/train references
 ALPHA_RANGE = (0.05, 30.0)
+DEFAULT_EXTRAS = {"darken_shadows": False, "blend_input": False}
 ANALYZE_SIZE = 256  # the ratio estimator sees the whole image at this long side (area average)
 
 _LITE_RESTORE = [16, 32, 64, 128, 256]
@@ -291,12 +301,13 @@ class KinDPipeline(Pipeline):
         with torch.no_grad():
             m = self._maps(x, ctx, opts)
             r_hat = m["r_hat"]
-            if opts.extra.get("darken_shadows", False):  # official evaluate.py step
+            extras = {**DEFAULT_EXTRAS, **opts.extra}
+            if extras["darken_shadows"]:  # official evaluate.py step
                 gray = RL.rgb_to_gray(m["reflectance"])
                 k = _gauss(3.0, gray)
                 r_hat = r_hat * torch.clamp(2 * k, 0, 1).sqrt()
             out = r_hat * m["l_hat"]
-            if opts.extra.get("blend_input", False):  # official evaluate.py step
+            if extras["blend_input"]:  # official evaluate.py step
                 out = m["illumination"] * x.float() + (1 - m["illumination"]) * out
             return out.clamp(0, 1)
 
