@@ -241,3 +241,13 @@ def test_residual_heads_start_from_the_identity():
     assert torch.allclose(la, torch.full_like(la, 0.3), atol=1e-5)
     la = adjust(torch.full((1, 1, 8, 8), 0.5), 4.0)  # clipped gain
     assert torch.allclose(la, torch.full_like(la, 1 - 1e-3), atol=1e-5)
+
+
+def test_odds_base_adjustment_is_a_soft_gain():
+    adjust = build_net("kind.adjust", {"width": 4, "convs": 2, "residual": True, "base": "odds"})
+    l = torch.tensor([0.05, 0.2, 0.5, 0.9]).view(1, 1, 1, 4)
+    la = adjust(l, 4.0).detach()
+    expect = 4 * l / (1 - l + 4 * l)  # odds × 4
+    assert torch.allclose(la, expect, atol=1e-5)
+    assert (la.diff(dim=-1) > 0).all() and la.max() < 1  # monotone, no clipping
+    assert torch.allclose(adjust(l, 1.0).detach(), l, atol=1e-5)  # α = 1: unchanged

@@ -17,8 +17,10 @@ arguments so one class serves the ``paper`` and ``lite`` presets.
   from R̂ = R_low instead of a constant.
 - ``AdjustNet``: concat(L, ratio map) (B,2,H,W) -> adjusted L (B,1,H,W) sigmoid; three
   ``width``-channel convs (≈19 K parameters at width 32). Any H, W. ``residual=True`` (lumen
-  addition) predicts a correction of logit(clip(α·L)): it starts as a plain gain, which keeps
-  the light-level control monotone and hue-neutral outside the ratios seen in training.
+  addition) predicts a correction of a base curve: ``base="clip"`` logit(clip(α·L)), a plain
+  gain; ``base="odds"`` logit(L) + log α, the gain applied to the odds L/(1−L), which is ≈ α·L
+  in the shadows and rolls off smoothly below 1 (no dead gradient in clipped highlights). Both
+  keep the light-level control monotone and hue-neutral outside the ratios seen in training.
 - ``RatioNet`` (a lumen addition, not in KinD): the whole image, downsampled -> log of the
   light ratio α that brings it to a natural brightness, so the default exposure is chosen
   from the input alone (the official LOL evaluation takes α from the reference instead).
@@ -153,9 +155,12 @@ class AdjustNet(nn.Module):
     """Illumination adjustment: L (B,1,H,W) in [0,1] and the light ratio α (a (B,) tensor, a
     float, or a (B,1,H,W) map) -> adjusted L (B,1,H,W) in (0,1)."""
 
-    def __init__(self, width: int = 32, convs: int = 3, residual: bool = False):
+    def __init__(self, width: int = 32, convs: int = 3, residual: bool = False, base: str = "clip"):
         super().__init__()
+        if base not in ("clip", "odds"):
+            raise ValueError(f"AdjustNet base must be 'clip' or 'odds', not {base!r}")
         self.residual = residual
+        self.base = base
         layers = []
         cin = 2
         for _ in range(convs):
@@ -179,7 +184,10 @@ class AdjustNet(nn.Module):
             x = _act(conv(x))
         y = self.out(x)
         if self.residual:
-            y = y + _logit(l * ratio)
+            if self.base == "odds":  # logit(L) + log α: a gain that rolls off before 1
+                y = y + _logit(l) + torch.log(ratio.float().clamp_min(1e-3))
+            else:  # logit(clip(α·L)): saturated highlights have almost no gradient
+                y = y + _logit(l * ratio)
         return torch.sigmoid(y)
 
 

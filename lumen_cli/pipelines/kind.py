@@ -60,7 +60,11 @@ def _preset(
     return {
         "decom": ("kind.decom", {"width": decom_w, "residual": residual}),
         "restore": ("kind.restore", {"widths": restore_w, "convs": 2, "residual": residual}),
-        "adjust": ("kind.adjust", {"width": adjust_w, "convs": 3, "residual": residual}),
+        "adjust": (
+            "kind.adjust",
+            {"width": adjust_w, "convs": 3, "residual": residual}
+            | ({"base": "odds"} if residual else {}),
+        ),
         "ratio": ("kind.ratio", {"width": 16, "size": 64, "target": TARGET_MEAN_L}),
     }
 
