@@ -105,6 +105,7 @@ class CondUNet(nn.Module):
         beta_end: float = 1e-2,
         work_size: int | None = None,
         residual: int = 0,
+        base_gain: float = 0.0,
     ):
         super().__init__()
         # how the net was trained (read by the pipeline; stored with the weights)
@@ -112,6 +113,7 @@ class CondUNet(nn.Module):
         self.schedule = (int(n_train), float(beta_start), float(beta_end))
         self.work_size = work_size
         self.residual = residual
+        self.base_gain = float(base_gain)  # read by the pipeline (condition brightening)
         if residual and prediction != "x0":
             raise ValueError("CondUNet: residual needs prediction='x0'")
         self.stem = stem

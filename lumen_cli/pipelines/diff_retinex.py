@@ -178,13 +178,25 @@ def _schedule_abar(net) -> torch.Tensor:
 
 
 def rda_condition(
-    r: torch.Tensor, l_map: torch.Tensor, l_hat: torch.Tensor, g: torch.Tensor
+    r: torch.Tensor,
+    l_map: torch.Tensor,
+    l_hat: torch.Tensor,
+    g: torch.Tensor,
+    base_gain: float = 0.0,
 ) -> torch.Tensor:
     """RDA condition (B,9,h,w) in [-1,1]: R_low (3), L_low (1), the adjusted illumination
-    L^ (1), and the global vector g (B,4) as constant maps."""
+    L^ (1), and the global vector g (B,4) as constant maps.
+
+    With ``base_gain`` > 0, R_low is first brightened by the global, non-clipping curve
+    1 - (1 - R)^s with s = base_gain / mean(R_low) (from g, so all tiles agree): the RDA's
+    residual base then carries the image's structure at a normal-light amplitude.
+    """
     b, _, h, w = r.shape
+    if base_gain > 0:
+        s = (base_gain / g[:, :3].float().mean(1).clamp_min(1e-3)).clamp(1.0, 20.0)
+        r = 1 - (1 - r.float().clamp(0, 1)) ** s.view(b, 1, 1, 1)
     gm = g.to(r.dtype).view(b, -1, 1, 1).expand(b, g.shape[1], h, w)
-    return torch.cat([r, l_map, l_hat.to(r.dtype), gm], 1) * 2 - 1
+    return torch.cat([r, l_map.to(r.dtype), l_hat.to(r.dtype), gm], 1) * 2 - 1
 
 
 def guided_illumination(
@@ -276,7 +288,9 @@ def rda_loss(nets, batch, step, crop: int = 128, noise_p: float = 0.5):
                 crop_ctx(l_hs[i : i + 1], region, (H, W)),
                 crop_ctx(l_ls[i : i + 1], region, (H, W)),
             )
-            conds.append(rda_condition(r_l.float(), l_l.float(), l_hat, g[i : i + 1]))
+            conds.append(
+                rda_condition(r_l.float(), l_l.float(), l_hat, g[i : i + 1], rda.base_gain)
+            )
             targets.append((hi / l_hat.clamp_min(1e-3)).clamp(0, 1))
             ims.append((hi, l_hat))
         cond, target = torch.cat(conds), torch.cat(targets)
@@ -399,7 +413,7 @@ class DiffRetinexPipeline(Pipeline):
         rda = self.nets["rda"]
         b = r.shape[0]
         g = ctx["g"].to(r.device).expand(b, -1)
-        feats = rda.encode(rda_condition(r, l_map, l_hat, g))
+        feats = rda.encode(rda_condition(r, l_map, l_hat, g, rda.base_gain))
         noise = crop_ctx(ctx["noise"], region, ctx["hw"]).to(r.device).expand(b, -1, -1, -1)
         out = ddim_sample(
             lambda xt, gm: rda(xt, gm, feats),
