@@ -171,3 +171,17 @@ def test_bundled_weights_enhance_a_generated_image():
     # the enhanced image keeps the scene's structure: strongly correlated with it
     corr = torch.corrcoef(torch.stack([out.mean(1).flatten(), scene.mean(1).flatten()]))[0, 1]
     assert float(corr) > 0.8
+
+
+def test_rda_condition_base_gain_brightens_without_clipping():
+    from lumen_cli.pipelines.diff_retinex import rda_condition
+
+    r = torch.linspace(0, 0.3, 100).view(1, 1, 10, 10).expand(1, 3, 10, 10)  # a dark R
+    ones = torch.ones(1, 1, 10, 10)
+    g = torch.tensor([[0.1, 0.1, 0.1, 0.5]])
+    plain = (rda_condition(r, ones, ones, g)[:, :3] + 1) / 2
+    bright = (rda_condition(r, ones, ones, g, base_gain=0.5)[:, :3] + 1) / 2
+    assert torch.allclose(plain, r, atol=1e-6)
+    assert float(bright.mean()) > 2 * float(plain.mean())
+    flat = bright[0, 0].flatten()
+    assert torch.all(flat[1:] > flat[:-1]) and float(flat.max()) < 1.0  # monotone, not clipped
