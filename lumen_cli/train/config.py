@@ -47,7 +47,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     "val_limit": 20,  # val images used
     "val_steps": None,  # sampling steps of full-pipeline validation (None: method default)
     "ddp_find_unused": False,  # DDP: allow trained nets with parameters a loss leaves unused
-    "synth_ratio": 0.0,  # fraction of synthesized low-light inputs (needs --synthesize)
+    "synth_ratio": None,  # fraction of synthesized inputs with --synthesize (None: 0.5)
 }
 GLOBAL_ONLY = {"preset", "seed"}
 

@@ -42,7 +42,8 @@ def export_run(
         steps[st.name] = int(ck.get("step", rec.get("step", 0)))
         if which == "last":
             notes.append(f"stage {st.name} stopped at step {steps[st.name]} of {rec.get('total')}")
-        metrics = ck.get("metrics") if which == "best" else rec.get("best") or rec.get("last_val")
+        # final weights: the metrics of their own (last) validation, never the best checkpoint's
+        metrics = ck.get("metrics") if which == "best" else rec.get("last_val") or rec.get("best")
         if metrics:
             val[st.name] = {
                 k: round(float(v), 4)

@@ -262,7 +262,8 @@ def _dataset(st, cfg, data, normal, synthesize, synth_from, seed):
             if synthesize or synth_from:
                 from lumen_cli.train.synth import synthesize_low
 
-                synth, ratio = synthesize_low, float(cfg["synth_ratio"] or 0.5)
+                ratio = cfg["synth_ratio"]
+                synth, ratio = synthesize_low, 0.5 if ratio is None else float(ratio)
             pairs = D.paired_files(data) if data is not None else []
             if synth_from:  # normal-light photos become pairs (low synthesized on the fly)
                 pairs += [(p, p) for p in D.list_images(synth_from)]
