@@ -130,6 +130,13 @@ def _cell(img):
 
 
 # -- driver ------------------------------------------------------------------------------
+def _is_default_steps(method: str, steps: int | None) -> bool:
+    from lumen_cli.pipelines.registry import METHODS
+
+    info = METHODS.get(method)
+    return steps is None or info is None or steps == info.default_steps
+
+
 def run_one(method: str, steps: int | None, args, tmp: Path) -> dict:
     out = tmp / f"{method}-{steps}.json"
     cells = tmp / f"{method}-{steps}.npz"
@@ -153,8 +160,8 @@ def run_one(method: str, steps: int | None, args, tmp: Path) -> dict:
         cmd += ["--limit", str(args.limit)]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
-    if not args.no_12mp:
-        cmd += ["--mp12"]
+    if not args.no_12mp and _is_default_steps(method, steps):
+        cmd += ["--mp12"]  # the 12-MP timing once per method, at its default step count
     label = method + (f" ({steps} steps)" if steps else "")
     print(f"benchmark: {label}", file=sys.stderr)
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
