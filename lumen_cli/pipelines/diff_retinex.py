@@ -75,6 +75,7 @@ PRESETS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
                 "cond_blocks": 1,
                 "prediction": "x0",
                 "residual": 3,
+                "base_gain": 0.5,
                 **_RDA_SCHED,
             },
         ),
