@@ -161,6 +161,7 @@ def export(
     output: Path = typer.Option(..., "--output", "-o", help="NAME.safetensors to write."),
     best: bool = typer.Option(False, "--best", help="Use the best-validation weights."),
     license: str = typer.Option("MIT", "--license", help="License of the weights."),
+    dtype: str = typer.Option("fp32", "--dtype", help="fp32, or fp16 (half the file size)."),
     register_entry: bool = typer.Option(
         False, "--register", help="Also add/update [weights.NAME] in weights_manifest.toml."
     ),
@@ -173,7 +174,7 @@ def export(
     from lumen_cli.train.export import export_run
 
     try:
-        res = export_run(run_dir, output, best=best, license=license)
+        res = export_run(run_dir, output, best=best, license=license, dtype=dtype)
         if register_entry:
             from lumen_cli.weights.manifest_write import register_checkpoint
 

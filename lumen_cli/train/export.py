@@ -17,9 +17,17 @@ from lumen_cli.train.runner import build_run_nets, load_stage_weights, method_cl
 
 
 def export_run(
-    run_dir: Path, output: Path, *, best: bool = False, license: str = "MIT"
+    run_dir: Path,
+    output: Path,
+    *,
+    best: bool = False,
+    license: str = "MIT",
+    dtype: str = "fp32",
 ) -> dict[str, Any]:
-    """Write ``output`` (.safetensors). Returns {"sha256", "manifest", "notes", "provenance"}."""
+    """Write ``output`` (.safetensors). Returns {"sha256", "manifest", "notes", "provenance"}.
+
+    dtype "fp16" stores floating tensors in half precision (half the file size; loaders cast
+    back to the nets' float32 parameters)."""
     from lumen_cli.weights.checkpoint import save_nets
 
     run_dir, output = Path(run_dir), Path(output)
@@ -63,10 +71,16 @@ def export_run(
         "val": headline,
         "stage_val": val,
         "weights": "best" if best else "final EMA",
+        "dtype": dtype,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "lumen_version": info.get("lumen_version"),
         "notes": notes,
     }
+    if dtype not in ("fp32", "fp16"):
+        raise UsageError(f"--dtype {dtype!r}: expected fp32 or fp16")
+    if dtype == "fp16":
+        for net in nets.values():
+            net.half()
     output.parent.mkdir(parents=True, exist_ok=True)
     sha = save_nets(output, info["method"], nets, {"lumen.provenance": json.dumps(prov)})
     return {
