@@ -72,6 +72,18 @@ def crop_ctx(t: torch.Tensor, region: Region, full_hw: tuple[int, int]) -> torch
     ).to(t.dtype)
 
 
+def shrink(x: torch.Tensor, long_side: int, min_side: int = 1) -> torch.Tensor:
+    """A whole-image analysis copy: x (B,C,H,W) area-averaged so its long side is at most
+    ``long_side`` (never upscaled), as float32."""
+    h, w = x.shape[-2:]
+    s = min(1.0, long_side / max(h, w))
+    small = x.float()
+    if s < 1.0:
+        size = (max(min_side, round(h * s)), max(min_side, round(w * s)))
+        small = nn.functional.interpolate(small, size=size, mode="area")
+    return small
+
+
 class Pipeline:
     """Base class: one subclass per method, one file per subclass in ``lumen_cli/pipelines``."""
 

@@ -44,7 +44,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region
+from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, shrink
 from lumen_cli.retinex import losses as RL
 
 W_IP = 1.0  # weight of the max-RGB illumination prior in the decomposition loss
@@ -267,12 +267,7 @@ class KinDPipeline(Pipeline):
     # -- inference ------------------------------------------------------------------------
     def default_ratio(self, x: torch.Tensor) -> torch.Tensor:
         """(B,) default light ratio α0 from the images alone. x: (B,3,H,W) in [0,1], sRGB."""
-        h, w = x.shape[-2:]
-        s = min(1.0, ANALYZE_SIZE / max(h, w))
-        small = x.float()
-        if s < 1.0:
-            size = (max(1, round(h * s)), max(1, round(w * s)))
-            small = F.interpolate(small, size=size, mode="area")
+        small = shrink(x, ANALYZE_SIZE)
         if "ratio" in self.nets:
             log_a = self.nets["ratio"](small).float()
         else:

@@ -15,9 +15,8 @@ Steps 1, 2 and the gamma choice see the whole image (``analyze``); tiles only ap
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx
+from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx, shrink
 from lumen_cli.retinex import classical as C
 
 ANALYSIS_SIDE = 512  # long side of the whole-image analysis copy
@@ -32,12 +31,7 @@ class RetinexPipeline(Pipeline):
 
     def analyze(self, x: torch.Tensor, opts: EnhanceOptions, generator) -> dict:
         H, W = x.shape[-2:]
-        s = min(1.0, ANALYSIS_SIDE / max(H, W))
-        small = x.float()
-        if s < 1.0:
-            size = (max(8, round(H * s)), max(8, round(W * s)))
-            small = F.interpolate(small, size=size, mode="area")
-        small = small.to(self.device)
+        small = shrink(x, ANALYSIS_SIDE, min_side=8).to(self.device)
         t0 = C.max_rgb(small)
         t = C.wls_smooth(t0)
         # guided upsampling coefficients: full-res T ~= a * max_rgb(full) + b
