@@ -95,6 +95,8 @@ class Pipeline:
     default_preset: ClassVar[str] = "lite"
     # rough working memory per pixel of a tile (bytes, fp32), used by ``--tile auto``
     memory_per_pixel: ClassVar[int] = 4096
+    # smallest tile overlap that keeps tiles invisible (the reach of the method's local filters)
+    min_overlap: ClassVar[int] = 0
     # False for methods whose arithmetic must stay fp32 (reduced precision is then ignored)
     reduced_precision: ClassVar[bool] = True
 

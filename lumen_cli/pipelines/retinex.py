@@ -21,12 +21,14 @@ from lumen_cli.retinex import classical as C
 
 ANALYSIS_SIDE = 512  # long side of the whole-image analysis copy
 TARGET_LUMA = 0.38  # mean luma of a normally exposed photo (exposure 1.0)
-FLOOR = 0.03  # smallest illumination used for division
+FLOOR = 0.06  # smallest illumination used for division
+CHROMA_RADIUS = 8  # window of the dark-region chroma smoothing
 
 
 class RetinexPipeline(Pipeline):
     method = "retinex"
     memory_per_pixel = 400
+    min_overlap = 6 * CHROMA_RADIUS  # guided filter reach 2r, and the feathering ramp around it
     reduced_precision = False  # cheap arithmetic; fp32 keeps the illumination solve exact
 
     def analyze(self, x: torch.Tensor, opts: EnhanceOptions, generator) -> dict:
@@ -57,6 +59,12 @@ class RetinexPipeline(Pipeline):
         denoised = C.guided_filter(x, x, r=2, eps=(2.5 * sigma) ** 2)
         w = (1.0 - t).clamp(0, 1) ** 2  # denoise where the gain is large
         x = x + w * (denoised - x)
+        # chroma noise (JPEG blocks, sensor colour noise) is what a big gain shows most: smooth
+        # the colour difference to luma over a wider window where the illumination is dark
+        y = C.luma(x)
+        chroma = x - y
+        smooth = C.guided_filter(y, chroma, r=CHROMA_RADIUS, eps=(4 * sigma) ** 2)
+        x = y + chroma + w * (smooth - chroma)
         gain = t ** (ctx["gamma"] - 1.0)
         return (x * gain).clamp(0, 1)
 

@@ -79,6 +79,7 @@ def run_tiled(
     if not pipe.reduced_precision:
         dtype = torch.float32
     H, W = x.shape[-2:]
+    overlap = max(overlap, pipe.min_overlap)
     mult = max(1, pipe.size_multiple)
     if tile == "auto":
         tile = tiling.auto_tile(H, W, pipe.memory_per_pixel, device, mult)

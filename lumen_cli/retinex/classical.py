@@ -24,11 +24,19 @@ def max_rgb(x: torch.Tensor) -> torch.Tensor:
 
 
 def box_filter(x: torch.Tensor, r: int) -> torch.Tensor:
-    """Mean over a (2r+1)^2 window, edges mirrored."""
+    """Mean over a (2r+1)^2 window, edges mirrored; O(1) per pixel (running sums) for any r."""
     if r <= 0:
         return x
-    xp = F.pad(x, (r, r, r, r), mode="reflect" if min(x.shape[-2:]) > r else "replicate")
-    return F.avg_pool2d(xp, 2 * r + 1, stride=1)
+    if r <= 2:
+        xp = F.pad(x, (r, r, r, r), mode="reflect" if min(x.shape[-2:]) > r else "replicate")
+        return F.avg_pool2d(xp, 2 * r + 1, stride=1)
+    mode = "reflect" if min(x.shape[-2:]) > r + 1 else "replicate"
+    xp = F.pad(x, (r + 1, r, r + 1, r), mode=mode)
+    c = xp.double().cumsum(-2)
+    c = c[..., 2 * r + 1 :, :] - c[..., : -2 * r - 1, :]
+    c = c.cumsum(-1)
+    c = c[..., :, 2 * r + 1 :] - c[..., :, : -2 * r - 1]
+    return (c / (2 * r + 1) ** 2).to(x.dtype)
 
 
 def guided_coeffs(guide: torch.Tensor, src: torch.Tensor, r: int, eps: float):
