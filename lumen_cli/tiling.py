@@ -12,6 +12,8 @@ import os
 
 import torch
 
+CPU_TILE_BUDGET = 1.5e9  # bytes of working memory for one tile on the CPU
+
 
 def split_1d(n: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     """Cover [0, n) with windows of length <= tile that overlap by at least ``overlap``."""
@@ -78,6 +80,8 @@ def auto_tile(
     """
     free = _free_memory(device)
     budget = free / 4
+    if device.type == "cpu":
+        budget = min(budget, CPU_TILE_BUDGET)  # bigger tiles are no faster on a CPU
     if height * width * bytes_per_pixel <= budget:
         return None
     side = int(math.sqrt(budget / bytes_per_pixel))

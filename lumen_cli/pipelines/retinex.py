@@ -27,7 +27,7 @@ CHROMA_RADIUS = 8  # window of the dark-region chroma smoothing
 
 class RetinexPipeline(Pipeline):
     method = "retinex"
-    memory_per_pixel = 400
+    memory_per_pixel = 600
     min_overlap = 6 * CHROMA_RADIUS  # guided filter reach 2r, and the feathering ramp around it
     reduced_precision = False  # cheap arithmetic; fp32 keeps the illumination solve exact
 
