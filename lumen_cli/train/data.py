@@ -63,15 +63,21 @@ def paired_files(root: Path) -> list[tuple[Path, Path]]:
     low_dir, high_dir = root / "low", root / "high"
     if not low_dir.is_dir() or not high_dir.is_dir():
         raise FileNotFoundError(f"{root}: paired data needs the folders low/ and high/")
-    highs = {p.name: p for p in list_images(high_dir)}
-    by_stem = {p.stem: p for p in highs.values()}
-    pairs = []
-    for lo in list_images(low_dir):
-        hi = highs.get(lo.name) or by_stem.get(lo.stem)
-        if hi is not None:
-            pairs.append((lo, hi))
+    pairs = match_by_name(list_images(low_dir), list_images(high_dir))
     if not pairs:
         raise FileNotFoundError(f"{root}: no file in low/ has a partner of the same name in high/")
+    return pairs
+
+
+def match_by_name(sources: list[Path], targets: list[Path]) -> list[tuple[Path, Path]]:
+    """(source, target) pairs matched by file name, else by stem (a .png output of a .jpg)."""
+    by_name = {p.name: p for p in targets}
+    by_stem = {p.stem: p for p in targets}
+    pairs = []
+    for src in sources:
+        tgt = by_name.get(src.name) or by_stem.get(src.stem)
+        if tgt is not None:
+            pairs.append((src, tgt))
     return pairs
 
 

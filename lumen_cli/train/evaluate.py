@@ -98,16 +98,9 @@ def save_png(pred: torch.Tensor, source: Path, dest: Path) -> None:
 
 def matched_files(pred_dir: Path, gt_dir: Path) -> list[tuple[Path, Path]]:
     """(pred, gt) pairs matched by file name, then by stem (outputs are often .png)."""
-    from lumen_cli.train.data import list_images
+    from lumen_cli.train.data import list_images, match_by_name
 
-    gts = list_images(gt_dir)
-    by_name = {p.name: p for p in gts}
-    by_stem = {p.stem: p for p in gts}
-    pairs = []
-    for p in list_images(pred_dir):
-        g = by_name.get(p.name) or by_stem.get(p.stem)
-        if g is not None:
-            pairs.append((p, g))
+    pairs = match_by_name(list_images(pred_dir), list_images(gt_dir))
     if not pairs:
         raise UsageError(f"no file in {pred_dir} has a partner of the same name in {gt_dir}")
     return pairs

@@ -11,7 +11,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -131,15 +130,10 @@ def write_entry(entry: WeightEntry, path: str | os.PathLike | None = None) -> We
     check = parse_manifest(new, path)  # never write a file lumen cannot read back
     if check.get(entry.name) != entry:
         raise RuntimeError(f"manifest writer produced a different entry for {entry.name!r}")
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(new)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from lumen_cli.atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(new)
     return entry
 
 
