@@ -47,7 +47,7 @@ def image(h=40, w=56, seed=0):
 
 def test_registry_and_presets():
     assert METHODS["diff-retinex"].load_class() is DiffRetinexPipeline
-    assert [s.name for s in DiffRetinexPipeline.stages()] == ["tdn", "rda", "ida"]
+    assert [s.name for s in DiffRetinexPipeline.stages()] == ["tdn", "tone", "rda", "ida"]
     counts = {}
     for preset in ("lite", "paper"):
         nets = DiffRetinexPipeline.build_nets(preset)

@@ -81,6 +81,9 @@ def train(
     ),
     normal: Path = typer.Option(None, "--normal", help="Normal-light folder (unpaired stages)."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: auto)."),
+    init: Path = typer.Option(
+        None, "--init", help="Fine-tune: start from the nets of this weights file (.safetensors)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     if ctx.invoked_subcommand is not None:
@@ -125,6 +128,7 @@ def train(
             synth_from=synth_from,
             normal=normal,
             device=device,
+            init=init,
             progress=update,
             message=message,
             command=command,

@@ -20,6 +20,7 @@ ARCHS: dict[str, str] = {
     "kind.ratio": "lumen_cli.nets.kind:RatioNet",
     "diff-retinex.tdn": "lumen_cli.nets.tdn:TDN",
     "diff-retinex.denoiser": "lumen_cli.nets.sr3:CondUNet",
+    "tone.curves": "lumen_cli.nets.tone:ToneCurveNet",
 }
 
 

@@ -40,6 +40,7 @@ from lumen_cli.diffusion.ddim import ddim_sample
 from lumen_cli.diffusion.objective import diffusion_loss
 from lumen_cli.diffusion.schedule import alphas_cumprod, ddim_timesteps, linear_betas
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx
+from lumen_cli.pipelines.tone import TONE_NET, curves_for, tone_reflectance, tone_stage, toned
 from lumen_cli.retinex import losses as RL
 
 _RDA_SCHED = {"n_train": 1000, "beta_start": 1e-6, "beta_end": 1e-2}
@@ -48,6 +49,7 @@ _IDA_SCHED = {"n_train": 1000, "beta_start": 1e-6, "beta_end": 2e-2}
 PRESETS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
     # shipped: trainable on one CPU core in about 70 minutes
     "lite": {
+        "tone": TONE_NET,
         "tdn": (
             "diff-retinex.tdn",
             {
@@ -184,16 +186,21 @@ def rda_condition(
     l_hat: torch.Tensor,
     g: torch.Tensor,
     base_gain: float = 0.0,
+    r_base: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """RDA condition (B,9,h,w) in [-1,1]: R_low (3), L_low (1), the adjusted illumination
     L^ (1), and the global vector g (B,4) as constant maps.
 
-    With ``base_gain`` > 0, R_low is first brightened by the global, non-clipping curve
+    With ``r_base`` (B,3,h,w) (the tone-prior reflectance T(I) / L^, lumen addition), it
+    replaces R_low as the first three channels, the RDA's residual base. Else, with
+    ``base_gain`` > 0, R_low is first brightened by the global, non-clipping curve
     1 - (1 - R)^s with s = base_gain / mean(R_low) (from g, so all tiles agree): the RDA's
     residual base then carries the image's structure at a normal-light amplitude.
     """
     b, _, h, w = r.shape
-    if base_gain > 0:
+    if r_base is not None:
+        r = r_base.float()
+    elif base_gain > 0:
         s = (base_gain / g[:, :3].float().mean(1).clamp_min(1e-3)).clamp(1.0, 20.0)
         r = 1 - (1 - r.float().clamp(0, 1)) ** s.view(b, 1, 1, 1)
     gm = g.to(r.dtype).view(b, -1, 1, 1).expand(b, g.shape[1], h, w)
@@ -257,6 +264,7 @@ def tdn_loss(nets, batch, step):
 
 def rda_loss(nets, batch, step, crop: int = 128, noise_p: float = 0.5):
     """Denoising loss of the RDA on whole images (the stage loads them uncropped).
+    With a ``tone`` net, the residual base is the tone-prior reflectance (``rda_condition``).
 
     As at inference, TDN and the whole-image maps come first: L_s = TDN(low_s), and the
     normal-light L_n,s = TDN(high_s) stands in for the IDA's output. Then a random ``crop`` of
@@ -274,6 +282,7 @@ def rda_loss(nets, batch, step, crop: int = 128, noise_p: float = 0.5):
         r_ls, l_ls = tdn(work_resize(low, ws))
         _, l_hs = tdn(work_resize(high, ws))
         g = torch.cat([r_ls.float().mean((2, 3)), l_hs.float().mean((2, 3))], 1)
+        curves = curves_for(nets, low)  # the tone prior sees the whole image, as at inference
         conds, targets, ims = [], [], []
         for i in range(low.shape[0]):
             y0 = int(torch.randint(0, H - c + 1, ()))
@@ -289,8 +298,11 @@ def rda_loss(nets, batch, step, crop: int = 128, noise_p: float = 0.5):
                 crop_ctx(l_hs[i : i + 1], region, (H, W)),
                 crop_ctx(l_ls[i : i + 1], region, (H, W)),
             )
+            r_base = None
+            if curves is not None:
+                r_base = tone_reflectance(toned(lo, curves[i : i + 1]), l_hat)
             conds.append(
-                rda_condition(r_l.float(), l_l.float(), l_hat, g[i : i + 1], rda.base_gain)
+                rda_condition(r_l.float(), l_l.float(), l_hat, g[i : i + 1], rda.base_gain, r_base)
             )
             targets.append((hi / l_hat.clamp_min(1e-3)).clamp(0, 1))
             ims.append((hi, l_hat))
@@ -349,11 +361,12 @@ class DiffRetinexPipeline(Pipeline):
                 validate_full=False,
                 defaults={"steps": 800, "lr": 1e-3, "crop": 128, "batch_size": 4},
             ),
+            tone_stage(),
             Stage(
                 "rda",
                 ("rda",),
                 rda_loss,
-                uses=("tdn",),
+                uses=("tdn", "tone"),
                 validate_full=False,
                 defaults={"steps": 3000, "lr": 5e-4, "crop": None, "batch_size": 8},
             ),
@@ -394,9 +407,13 @@ class DiffRetinexPipeline(Pipeline):
             sampling_alphas(ida, self._steps(opts)),
             ida.prediction,
         )
-        l_hat = ((l_hat + 1) / 2).clamp(0, 1) * float(opts.exposure or 1.0)
+        exposure = float(opts.exposure or 1.0)
+        l_hat = ((l_hat + 1) / 2).clamp(0, 1) * exposure
         g = torch.cat([r_s.float().mean((2, 3)), l_hat.clamp(0, 1).mean((2, 3))], 1)
+        curves = curves_for(self.nets, x.to(self.device))
         return {
+            "curves": curves,
+            "exposure": exposure,
             "l_hat_s": l_hat.float(),
             "l_low_s": l_s.float(),
             "g": g.float(),
@@ -410,11 +427,15 @@ class DiffRetinexPipeline(Pipeline):
         l_low_s = crop_ctx(ctx["l_low_s"], region, hw).to(dev)
         return guided_illumination(l_map, l_hat_s, l_low_s)
 
-    def _sample_r(self, r, l_map, l_hat, ctx, region, opts) -> torch.Tensor:
+    def _sample_r(self, x, r, l_map, l_hat, ctx, region, opts) -> torch.Tensor:
         rda = self.nets["rda"]
         b = r.shape[0]
         g = ctx["g"].to(r.device).expand(b, -1)
-        feats = rda.encode(rda_condition(r, l_map, l_hat, g, rda.base_gain))
+        r_base = None
+        if ctx.get("curves") is not None:  # base: T(I) under the model's own L^ (no exposure)
+            l_hat0 = (l_hat.float() / ctx.get("exposure", 1.0)).clamp(0, 1)
+            r_base = tone_reflectance(toned(x, ctx["curves"].to(x.device)), l_hat0)
+        feats = rda.encode(rda_condition(r, l_map, l_hat, g, rda.base_gain, r_base))
         noise = crop_ctx(ctx["noise"], region, ctx["hw"]).to(r.device).expand(b, -1, -1, -1)
         out = ddim_sample(
             lambda xt, gm: rda(xt, gm, feats),
@@ -429,7 +450,7 @@ class DiffRetinexPipeline(Pipeline):
         """x: (B,3,h,w) in [0,1] sRGB tile -> (B,3,h,w) in [0,1]."""
         r, l_map = self.nets["tdn"](x)
         l_hat = self._adjusted_l(l_map, ctx, region, opts)
-        r_hat = self._sample_r(r, l_map, l_hat, ctx, region, opts)
+        r_hat = self._sample_r(x, r, l_map, l_hat, ctx, region, opts)
         return (r_hat * l_hat).clamp(0, 1)
 
     def decompose(self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions):
@@ -440,6 +461,6 @@ class DiffRetinexPipeline(Pipeline):
         out = {"reflectance": r.float(), "illumination": l_map.float()}
         if opts.extra.get("adjusted"):
             l_hat = self._adjusted_l(l_map, ctx, region, opts)
-            out["reflectance_adjusted"] = self._sample_r(r, l_map, l_hat, ctx, region, opts)
+            out["reflectance_adjusted"] = self._sample_r(x, r, l_map, l_hat, ctx, region, opts)
             out["illumination_adjusted"] = l_hat
         return out

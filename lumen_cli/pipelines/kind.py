@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, shrink
+from lumen_cli.pipelines.tone import TONE_NET, curves_for, tone_reflectance, tone_stage, toned
 from lumen_cli.retinex import losses as RL
 
 W_IP = 1.0  # weight of the max-RGB illumination prior in the decomposition loss
@@ -58,9 +59,9 @@ _PAPER_RESTORE = [32, 64, 128, 256, 512]
 
 
 def _preset(
-    decom_w: int, restore_w: list[int], adjust_w: int, residual: bool
+    decom_w: int, restore_w: list[int], adjust_w: int, residual: bool, tone: bool = False
 ) -> dict[str, tuple[str, dict]]:
-    return {
+    return ({"tone": TONE_NET} if tone else {}) | {
         "decom": ("kind.decom", {"width": decom_w, "residual": residual}),
         "restore": ("kind.restore", {"widths": restore_w, "convs": 2, "residual": residual}),
         "adjust": (
@@ -171,23 +172,37 @@ def adjustment_loss(nets, batch, step, identity_p: float = 0.15):
 
 
 def joint_loss(nets, batch, step, noise_p: float = 0.15):
-    """End-to-end fine-tuning (lumen addition): out = restore(R,L) · adjust(L, α̂), α̂ from the
-    ratio net on the low image; L1 + (1 − SSIM) against I_high, plus the ratio net's own
-    log α loss. Decom frozen."""
+    """End-to-end fine-tuning (lumen addition): out = restore(R_in,L) · adjust(L, α̂), α̂ from
+    the ratio net on the low image; L1 + (1 − SSIM) against I_high, plus the ratio net's own
+    log α loss. Decom (and the tone net) frozen. R_in is R_low, or with a ``tone`` net the
+    tone-prior reflectance T(I_low) / L^ (``restore_input``)."""
     low = add_sensor_noise(batch["low"], noise_p) if noise_p > 0 else batch["low"]
     high = batch["high"]
     with torch.no_grad():
         r, l = nets["decom"](torch.cat([low, high], 0))
+        curves = curves_for(nets, batch["low"])
     n = low.shape[0]
     r_low, l_low = r[:n], l[:n]
     target_log_a = torch.log(_ratio_target(_f(l_low), _f(l[n:])))
     log_a = _f(nets["ratio"](batch["low"]))
     alpha = torch.exp(log_a).clamp(*ALPHA_RANGE)
-    out = _f(nets["restore"](r_low, l_low)) * _f(nets["adjust"](l_low, alpha))
+    l_hat = _f(nets["adjust"](l_low, alpha))
+    r_in = restore_input(low, r_low, l_hat.detach(), curves)
+    out = _f(nets["restore"](r_in, l_low)) * l_hat
     l1 = (out - high).abs().mean()
     ss = _ssim_loss(out, high)
     rl = F.smooth_l1_loss(log_a, target_log_a, beta=0.1)
     return l1 + ss + 0.5 * rl, _logs(l1=l1, ssim=ss, ratio=rl)
+
+
+def restore_input(x, r, l_hat0, curves):
+    """What the restoration net starts from: the decomposition's R (the paper), or with tone
+    curves (lumen addition) clamp(T(x) / L^0, 0, 1), the reflectance that the toned image
+    implies under the default adjusted illumination L^0 — so the identity-start restoration
+    net already gives R_in · L^0 = T(x), and learns denoising and detail on top."""
+    if curves is None:
+        return r
+    return tone_reflectance(toned(x, curves), l_hat0)
 
 
 class KinDPipeline(Pipeline):
@@ -198,7 +213,7 @@ class KinDPipeline(Pipeline):
         # decom 235,876 + restore 7,760,739 + adjust 19,393 + ratio 14,547 = 8,030,555
         "paper": _preset(32, _PAPER_RESTORE, 32, residual=False),
         # decom 59,316 + restore 1,941,427 + adjust 19,393 + ratio 14,547 = 2,034,683
-        "lite": _preset(16, _LITE_RESTORE, 32, residual=True),
+        "lite": _preset(16, _LITE_RESTORE, 32, residual=True, tone=True),
     }
     default_preset: ClassVar[str] = "lite"
 
@@ -249,10 +264,11 @@ class KinDPipeline(Pipeline):
                     "synth_ratio": 0.2,
                 },
             ),
+            tone_stage(),
             Stage(
                 "joint",
                 trains=("restore", "adjust", "ratio"),
-                uses=("decom",),
+                uses=("decom", "tone"),
                 loss=joint_loss,
                 defaults={
                     "lr": 5e-4,
@@ -279,21 +295,29 @@ class KinDPipeline(Pipeline):
         """Whole-image light ratio: {'alpha0': (B,), 'alpha': (B,) = alpha0 · exposure}."""
         with torch.no_grad():
             a0 = self.default_ratio(x.to(self.device))
+            curves = curves_for(self.nets, x.to(self.device))
         exposure = 1.0 if opts.exposure is None else float(opts.exposure)
         if not exposure > 0:
             raise ValueError(f"kind: exposure must be > 0, got {exposure}")
-        return {"alpha0": a0, "alpha": (a0 * exposure).clamp(*ALPHA_RANGE)}
+        out = {"alpha0": a0, "alpha": (a0 * exposure).clamp(*ALPHA_RANGE)}
+        return out if curves is None else out | {"curves": curves}
 
     def _maps(self, x: torch.Tensor, ctx: dict, opts: EnhanceOptions) -> dict[str, torch.Tensor]:
         r, l = self.nets["decom"](x)
-        r_hat = self.nets["restore"](r, l).float()
-        alpha = ctx.get("alpha")
-        if alpha is None:
-            alpha = self.analyze(x, opts, torch.Generator())["alpha"]
-        alpha = alpha.to(x.device).float().reshape(-1)
-        if alpha.numel() == 1 and x.shape[0] > 1:
-            alpha = alpha.expand(x.shape[0])
+        if "alpha" not in ctx:
+            ctx = self.analyze(x, opts, torch.Generator())
+
+        def per_image(a: torch.Tensor) -> torch.Tensor:
+            a = a.to(x.device).float().reshape(-1)
+            return a.expand(x.shape[0]) if a.numel() == 1 and x.shape[0] > 1 else a
+
+        alpha, curves = per_image(ctx["alpha"]), ctx.get("curves")
         l_hat = self.nets["adjust"](l, alpha).float()
+        l_hat0 = l_hat
+        if curves is not None and not torch.equal(alpha, per_image(ctx["alpha0"])):
+            l_hat0 = self.nets["adjust"](l, per_image(ctx["alpha0"])).float()
+        r_in = restore_input(x, r, l_hat0, None if curves is None else curves.to(x.device))
+        r_hat = self.nets["restore"](r_in, l).float()
         return {"reflectance": r.float(), "illumination": l.float(), "r_hat": r_hat, "l_hat": l_hat}
 
     def enhance(

@@ -38,11 +38,20 @@ def export_run(
     settings = info["settings"]
     nets = build_run_nets(cls, settings)
     notes, steps, val = [], {}, {}
+    init, inited = info.get("init"), set()
+    if init:  # fine-tuned run: nets no stage of this run trained come from the --init file
+        from lumen_cli.train.runner import init_from
+
+        if not Path(init).exists():
+            raise UsageError(f"{run_dir} was started from --init {init}, which no longer exists")
+        inited = init_from(nets, Path(init), info["method"], notes.append)
     for st in cls.stages():
         sdir = run_dir / st.name
         order = ["best", "final", "last"] if best else ["final", "last"]
         which = next((w for w in order if (sdir / f"{w}.pt").exists()), None)
         if which is None:
+            if set(st.trains) <= inited:
+                continue
             notes.append(f"stage {st.name} never ran: nets {list(st.trains)} are untrained")
             continue
         ck = load_stage_weights(nets, st, sdir, which)
@@ -61,6 +70,9 @@ def export_run(
     headline = _headline(val)
     prov = {
         "command": info.get("command", ""),
+        "commands": info.get("commands", []),
+        "init": init,
+        "init_sha256": _sha256(Path(init)) if init else None,
         "data": info.get("data"),
         "val_data": info.get("val"),
         "synthesize": info.get("synthesize", False),
@@ -137,3 +149,10 @@ def manifest_entry(output: Path, method, net_names, sha, prov, license) -> str:
         f"date = {_toml_value(prov['date'])}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

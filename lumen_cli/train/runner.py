@@ -69,6 +69,29 @@ def load_stage_weights(nets, stage, stage_dir: Path, which: str = "final") -> di
     return ck
 
 
+def init_from(nets, path: Path, method: str, message) -> set[str]:
+    """Fine-tuning: load every net of the lumen weights file ``path`` whose arch and config
+    match the run's net of the same name. Returns the names loaded; says what it skipped."""
+    from lumen_cli.weights.checkpoint import load_nets
+
+    m, loaded, _ = load_nets(path)
+    if m != method:
+        raise UsageError(f"--init {path}: holds weights of {m!r}, not {method!r}")
+    done = set()
+    for name, net in loaded.items():
+        mine = nets.get(name)
+        if mine is None or (net.lumen_arch, net.lumen_config) != (
+            mine.lumen_arch,
+            mine.lumen_config,
+        ):
+            message(f"--init: net {name!r} differs from this run's preset; not loaded")
+            continue
+        mine.load_state_dict(net.state_dict())
+        done.add(name)
+    message(f"--init: loaded {', '.join(sorted(done)) or 'nothing'} from {path}")
+    return done
+
+
 def train(
     method: str,
     data: Path,
@@ -87,6 +110,7 @@ def train(
     synth_from: Path | None = None,
     normal: Path | None = None,
     device: str | None = None,
+    init: Path | None = None,
     progress: Callable[[str, int, int, dict], None] | None = None,
     message: Callable[[str], None] = lambda s: None,
     command: str = "",
@@ -118,6 +142,7 @@ def train(
         info = {"method": method, "created": _now(), "stages": {}}
         settings = new_settings
     settings.setdefault("seed", 0)
+    init = init or info.get("init")  # a resumed fine-tuning run keeps its starting weights
     try:
         run_cfg, per_stage, net_over = C.resolve(stages, settings, {})
     except ValueError as e:
@@ -130,7 +155,9 @@ def train(
         settings=settings,
         data=str(data),
         val=str(val) if val else None,
+        init=str(Path(init).resolve()) if init else None,
         command=command,
+        commands=[*info.get("commands", []), command],
         synthesize=bool(synthesize),
         synth_from=str(synth_from) if synth_from else None,
         lumen_version=_version(),
@@ -148,8 +175,11 @@ def train(
                 f.write(json.dumps({"t": round(time.time(), 3), **rec}, default=float) + "\n")
 
     nets = build_run_nets(cls, {**settings, "nets": net_over})
+    inited = init_from(nets, Path(init), method, message) if init else set()
     for m in nets.values():
         m.to(dev)
+    stages = [s for s in stages if set(s.trains) <= set(nets)]  # a preset may lack a net
+    names = [s.name for s in stages]
     val_pairs = _val_pairs(val)
     todo = [s for s in stages if stage is None or s.name == stage]
     summary: dict[str, Any] = {"run_dir": str(out), "stages": {}}
@@ -161,6 +191,7 @@ def train(
                 load_stage_weights(nets, st, sdir)
             elif stage is not None and names.index(st.name) < names.index(stage):
                 need = set(st.trains) & set(next(s for s in stages if s.name == stage).uses)
+                need -= inited
                 if need:
                     raise UsageError(
                         f"stage {stage} uses {sorted(need)}, trained by stage {st.name}, which "
