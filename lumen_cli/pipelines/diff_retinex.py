@@ -11,9 +11,15 @@ Recipe for one image x (1,3,H,W) float in [0,1], sRGB::
     per tile:
         R, L       = tdn(x_tile)
         L^         = L * up(L^_s) / up(L_s)                       # guided: keeps L's edges
-        feats      = rda.encode([R, L, L^, g])                    # once per tile, not per step
+        R_base     = R, or in lite clamp(T(x) / L^)               # T: global tone curves
+        feats      = rda.encode([R_base, L, L^, g])               # once per tile, not per step
         R^         = DDIM(rda(., feats), noise[tile])             # RDA at full resolution
         out        = R^ * L^
+
+In the ``lite`` preset, T (``lumen_cli.pipelines.tone``, lumen addition) is a per-image,
+per-channel tone curve predicted from a thumbnail of the whole photo; the RDA's residual base is
+the reflectance that T(x) implies under L^, so sampling starts its refinement from a well
+exposed, well coloured picture and learns noise and detail.
 
 The IDA sees the whole (downsampled) picture, which is where the brightness decision lives;
 the illumination map is smooth, so its low-resolution adjustment is carried to full size as a

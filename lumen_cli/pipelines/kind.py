@@ -4,9 +4,11 @@ Recipe for one image (x: (1,3,H,W) float in [0,1], sRGB)::
 
     analyze:  α0 = exp(ratio(x downsampled))   # light ratio from the input alone (lumen addition)
               α  = α0 · exposure                 # --exposure scales it (1.0 = default look)
+              T  = tone(x downsampled)           # per-channel tone curves (lite; lumen addition)
     per tile: R, L = decom(x)                    # reflectance (3ch) and illumination (1ch)
-              R̂   = restore(R, L)                # denoise / fix colour of R, guided by L
               L̂   = adjust(L, α)                 # relight L to the ratio α
+              R_in = R, or with T: clamp(T(x) / adjust(L, α0))   # the tone-prior reflectance
+              R̂   = restore(R_in, L)             # denoise / fix colour of R, guided by L
               out = R̂ · L̂
 
 The default light ratio is predicted by ``RatioNet`` from a downsampled copy of the whole
@@ -30,10 +32,16 @@ R̂ = R_low, L̂ = clip(α·L)) and learns a correction in logit space. Measured
 paper's plain heads and loss weights, short CPU schedules collapsed to L ≈ 1 (R ≈ I) and a
 constant white R̂.
 
+The ``lite`` preset adds the global tone prior (``lumen_cli.pipelines.tone``): R_in · L̂0 is
+the curve-mapped image T(x), so the residual restoration net starts from a well-exposed,
+well-coloured picture and learns denoising and detail; ``--exposure`` still scales L̂ through α
+(R_in uses the default α0, so the exposure acts on the output as KinD's light ratio does).
+
 Training stages (``stages()``): decomposition (the paper's loss plus a max-RGB illumination
 prior, lumen addition), restoration, adjustment (+ the ratio estimator's log α regression), and
-``joint`` (lumen addition: restoration, adjustment and ratio nets fine-tuned end to end on the
-output R̂·L̂ against I_high, with the predicted α, on 256-pixel crops).
+``tone`` (the curve net, when the preset has one) and ``joint`` (lumen addition: restoration,
+adjustment and ratio nets fine-tuned end to end on the output R̂·L̂ against I_high, with the
+predicted α, on 256-pixel crops).
 """
 
 from __future__ import annotations
