@@ -9,7 +9,9 @@ the method's own: PSNR/SSIM on the val pairs (the ``lumen eval`` protocol, throu
 seconds for one generated 12-megapixel image (4000x3000), peak RSS, parameter count.
 Rewrites BENCHMARKS.md (date, CPU, cores, torch version, load, the exact command) and writes a
 contact sheet (input | each method | reference) for three val images to
-bench_out/contact_sheet.png (git-ignored: it shows dataset images; re-create it with the script).
+bench_out/contact_sheet.png, and (input | each method) for four real noisy night photos of
+``--lol`` (LOL eval15, no references) to bench_out/lol_sheet.png (both git-ignored: they show
+dataset images; re-create them with the script).
 Methods whose weights are not available are reported as "weights missing", never run.
 """
 
@@ -31,8 +33,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VAL = ROOT.parent / "shared" / "data" / "sice" / "val"
+DEFAULT_LOL = ROOT.parent / "shared" / "data" / "lol" / "eval15" / "low"
 CELL = 256
 SHEET_IMAGES = 3
+LOL_IMAGES = 4
 
 
 # -- worker (one method, one step count, in its own process) ------------------------------
@@ -90,6 +94,10 @@ def worker(args) -> dict:
         with torch.no_grad():
             y = enhance_image(pipe, x, EnhanceOptions(steps=args.steps), precision=args.precision)
         cells[pairs[i][0].name] = _cell(y)
+    for p in _lol_images(args.lol):
+        with torch.no_grad():
+            y = enhance_image(pipe, E.read_pixels(p), EnhanceOptions(steps=args.steps))
+        cells["lol:" + p.name] = _cell(y)
     np.savez_compressed(args.cells, **cells)
     s = E.summarize(recs)
     res.update(
@@ -113,6 +121,17 @@ def worker(args) -> dict:
         res["s_12mp"] = time.perf_counter() - t0
     res["rss_mb"] = _rss_mb()
     return res
+
+
+def _lol_images(folder: Path | None) -> list[Path]:
+    from lumen_cli.train.data import list_images
+
+    if folder is None or not Path(folder).is_dir():
+        return []
+    files = list_images(Path(folder))
+    if len(files) <= LOL_IMAGES:
+        return files
+    return [files[round(i * (len(files) - 1) / (LOL_IMAGES - 1))] for i in range(LOL_IMAGES)]
 
 
 def _sheet_indices(n: int) -> list[int]:
@@ -158,6 +177,8 @@ def run_one(method: str, steps: int | None, args, tmp: Path) -> dict:
         cmd += ["--steps", str(steps)]
     if args.limit:
         cmd += ["--limit", str(args.limit)]
+    if args.lol:
+        cmd += ["--lol", str(args.lol)]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     if not args.no_12mp and _is_default_steps(method, steps):
@@ -248,9 +269,10 @@ def write_markdown(path: Path, results: list[dict], m: dict, command: str, args,
     path.write_text("\n".join(lines) + "\n")
 
 
-def contact_sheet(results: list[dict], args, dest: Path) -> Path | None:
+def contact_sheet(results: list[dict], args, dest: Path, lol: bool = False) -> Path | None:
+    """Input | each method | reference for three val pairs; with ``lol``, input | each method
+    for the ``--lol`` photos (they have no reference)."""
     import numpy as np
-    from PIL import Image, ImageDraw
 
     from lumen_cli.train import evaluate as E
     from lumen_cli.train.data import paired_files
@@ -259,18 +281,26 @@ def contact_sheet(results: list[dict], args, dest: Path) -> Path | None:
     ok = [
         r for r in results if r.get("status") == "ok" and "cells" in r and r["method"] != "identity"
     ]
-    pairs = paired_files(Path(args.val))[: args.limit]
-    idx = _sheet_indices(len(pairs))
-    if not ok or not idx:
+    if lol:
+        items = [(p, None, "lol:" + p.name) for p in _lol_images(args.lol)]
+    else:
+        pairs = paired_files(Path(args.val))[: args.limit]
+        items = [(pairs[i][0], pairs[i][1], pairs[i][0].name) for i in _sheet_indices(len(pairs))]
+    if not ok or not items:
         return None
     rows = []
-    for i in idx:
-        lo, hi = pairs[i]
+    for lo, hi, key in items:
         cols = [("input", _cell(E.read_pixels(lo)))]
-        for r in ok:
-            cols.append((r["label"], np.load(r["cells"])[lo.name]))
-        cols.append(("reference", _cell(E.read_pixels(hi))))
+        cols += [(r["label"], np.load(r["cells"])[key]) for r in ok]
+        if hi is not None:
+            cols.append(("reference", _cell(E.read_pixels(hi))))
         rows.append(cols)
+    return _save_sheet(rows, dest)
+
+
+def _save_sheet(rows, dest: Path) -> Path:
+    from PIL import Image, ImageDraw
+
     w = max(c[1].shape[1] for row in rows for c in row)
     head = 18
     sheet = Image.new("RGB", (w * len(rows[0]), (CELL + head) * len(rows)), "white")
@@ -291,6 +321,12 @@ def main() -> None:
         "--steps-sweep", action="append", default=[], help="e.g. diff-retinex=5,10,20,50 (repeat)"
     )
     ap.add_argument("--val", type=Path, default=DEFAULT_VAL)
+    ap.add_argument(
+        "--lol",
+        type=Path,
+        default=DEFAULT_LOL if DEFAULT_LOL.is_dir() else None,
+        help="folder of real dim photos for bench_out/lol_sheet.png (default: LOL eval15)",
+    )
     ap.add_argument("--limit", type=int, default=None, help="only the first K val pairs")
     ap.add_argument("--no-12mp", action="store_true", help="skip the 12-megapixel timing")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per method run")
@@ -325,6 +361,7 @@ def main() -> None:
             for steps in sweep.get(meth, [None]):
                 results.append(run_one(meth, steps, args, Path(tmp)))
         sheet = contact_sheet(results, args, args.sheet)
+        contact_sheet(results, args, args.sheet.with_name("lol_sheet.png"), lol=True)
         for r in results:
             r.pop("cells", None)
     rel = sheet.relative_to(ROOT) if sheet and sheet.is_relative_to(ROOT) else sheet
