@@ -28,8 +28,12 @@ def test_24_megapixel_classical_under_2gb(tmp_path):
     Image.fromarray(img).save(src, quality=90)
     del img
     env = {**os.environ, "PYTHONPATH": str(REPO), "LUMEN_THREADS": "2"}
-    r = subprocess.run([sys.executable, "-c", CHILD, str(src), str(tmp_path / "out.jpg")],
-                       capture_output=True, env=env, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, str(src), str(tmp_path / "out.jpg")],
+        capture_output=True,
+        env=env,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr.decode()
     rc, peak_kb = map(int, r.stdout.split())
     assert rc == 0

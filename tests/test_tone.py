@@ -88,10 +88,14 @@ def test_kind_with_tone_restores_from_the_toned_reflectance():
     x = torch.rand(1, 3, 16, 16) * 0.3
     r = torch.rand(1, 3, 16, 16)
     l_hat = torch.full((1, 1, 16, 16), 0.7)
-    assert restore_input(x, r, l_hat, None) is r  # the paper: the decomposition's R
+    r_in, l_out = restore_input(x, r, l_hat, None)
+    assert r_in is r and l_out is l_hat  # the paper: the decomposition's R and L^
     c = _identity_curves(1, 12) ** 0.5  # a brightening curve
-    r_in = restore_input(x, r, l_hat, c)
-    assert torch.allclose(r_in, (apply_curves(x, c) / 0.7).clamp(0, 1), atol=1e-6)
+    r_in, l_out = restore_input(x, r, l_hat, c)
+    x_t = apply_curves(x, c)
+    # L^ is lifted where the toned image is brighter, so R_in · L_out is T(x) exactly
+    assert torch.allclose(l_out, torch.maximum(l_hat, x_t.amax(1, keepdim=True)))
+    assert float(r_in.max()) <= 1 and torch.allclose(r_in * l_out, x_t, atol=1e-5)
     nets = KinDPipeline.build_nets("lite")
     assert "tone" in nets and "tone" not in KinDPipeline.build_nets("paper")
     pipe = KinDPipeline(nets)

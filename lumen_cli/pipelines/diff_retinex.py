@@ -46,7 +46,14 @@ from lumen_cli.diffusion.ddim import ddim_sample
 from lumen_cli.diffusion.objective import diffusion_loss
 from lumen_cli.diffusion.schedule import alphas_cumprod, ddim_timesteps, linear_betas
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx
-from lumen_cli.pipelines.tone import TONE_NET, curves_for, tone_reflectance, tone_stage, toned
+from lumen_cli.pipelines.tone import (
+    TONE_NET,
+    curves_for,
+    lift_illumination,
+    tone_reflectance,
+    tone_stage,
+    toned,
+)
 from lumen_cli.retinex import losses as RL
 
 _RDA_SCHED = {"n_train": 1000, "beta_start": 1e-6, "beta_end": 1e-2}
@@ -306,7 +313,9 @@ def rda_loss(nets, batch, step, crop: int = 128, noise_p: float = 0.5):
             )
             r_base = None
             if curves is not None:
-                r_base = tone_reflectance(toned(lo, curves[i : i + 1]), l_hat)
+                x_t = toned(lo, curves[i : i + 1])
+                l_hat = lift_illumination(l_hat, x_t)
+                r_base = tone_reflectance(x_t, l_hat)
             conds.append(
                 rda_condition(r_l.float(), l_l.float(), l_hat, g[i : i + 1], rda.base_gain, r_base)
             )
@@ -433,14 +442,21 @@ class DiffRetinexPipeline(Pipeline):
         l_low_s = crop_ctx(ctx["l_low_s"], region, hw).to(dev)
         return guided_illumination(l_map, l_hat_s, l_low_s)
 
-    def _sample_r(self, x, r, l_map, l_hat, ctx, region, opts) -> torch.Tensor:
+    def _tone_base(self, x, l_hat, ctx):
+        """(L_use, R_base): with tone curves, L^ lifted to the max-RGB of T(x) and the
+        reflectance T(x) / L_use (computed without the --exposure scale, then L_use is scaled
+        by it); without, (L^, None)."""
+        if ctx.get("curves") is None:
+            return l_hat, None
+        e = ctx.get("exposure", 1.0)
+        x_t = toned(x, ctx["curves"].to(x.device))
+        l0 = lift_illumination(l_hat.float() / e, x_t)
+        return l0 * e, tone_reflectance(x_t, l0)
+
+    def _sample_r(self, r, l_map, l_hat, r_base, ctx, region, opts) -> torch.Tensor:
         rda = self.nets["rda"]
         b = r.shape[0]
         g = ctx["g"].to(r.device).expand(b, -1)
-        r_base = None
-        if ctx.get("curves") is not None:  # base: T(I) under the model's own L^ (no exposure)
-            l_hat0 = (l_hat.float() / ctx.get("exposure", 1.0)).clamp(0, 1)
-            r_base = tone_reflectance(toned(x, ctx["curves"].to(x.device)), l_hat0)
         feats = rda.encode(rda_condition(r, l_map, l_hat, g, rda.base_gain, r_base))
         noise = crop_ctx(ctx["noise"], region, ctx["hw"]).to(r.device).expand(b, -1, -1, -1)
         out = ddim_sample(
@@ -456,7 +472,8 @@ class DiffRetinexPipeline(Pipeline):
         """x: (B,3,h,w) in [0,1] sRGB tile -> (B,3,h,w) in [0,1]."""
         r, l_map = self.nets["tdn"](x)
         l_hat = self._adjusted_l(l_map, ctx, region, opts)
-        r_hat = self._sample_r(x, r, l_map, l_hat, ctx, region, opts)
+        l_hat, r_base = self._tone_base(x, l_hat, ctx)
+        r_hat = self._sample_r(r, l_map, l_hat, r_base, ctx, region, opts)
         return (r_hat * l_hat).clamp(0, 1)
 
     def decompose(self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions):
@@ -467,6 +484,7 @@ class DiffRetinexPipeline(Pipeline):
         out = {"reflectance": r.float(), "illumination": l_map.float()}
         if opts.extra.get("adjusted"):
             l_hat = self._adjusted_l(l_map, ctx, region, opts)
-            out["reflectance_adjusted"] = self._sample_r(x, r, l_map, l_hat, ctx, region, opts)
+            l_hat, r_base = self._tone_base(x, l_hat, ctx)
+            out["reflectance_adjusted"] = self._sample_r(r, l_map, l_hat, r_base, ctx, region, opts)
             out["illumination_adjusted"] = l_hat
         return out

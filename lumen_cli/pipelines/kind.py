@@ -53,7 +53,14 @@ import torch
 import torch.nn.functional as F
 
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, shrink
-from lumen_cli.pipelines.tone import TONE_NET, curves_for, tone_reflectance, tone_stage, toned
+from lumen_cli.pipelines.tone import (
+    TONE_NET,
+    curves_for,
+    lift_illumination,
+    tone_reflectance,
+    tone_stage,
+    toned,
+)
 from lumen_cli.retinex import losses as RL
 
 W_IP = 1.0  # weight of the max-RGB illumination prior in the decomposition loss
@@ -195,7 +202,7 @@ def joint_loss(nets, batch, step, noise_p: float = 0.15):
     log_a = _f(nets["ratio"](batch["low"]))
     alpha = torch.exp(log_a).clamp(*ALPHA_RANGE)
     l_hat = _f(nets["adjust"](l_low, alpha))
-    r_in = restore_input(low, r_low, l_hat.detach(), curves)
+    r_in, l_hat = restore_input(low, r_low, l_hat, curves)
     out = _f(nets["restore"](r_in, l_low)) * l_hat
     l1 = (out - high).abs().mean()
     ss = _ssim_loss(out, high)
@@ -204,13 +211,16 @@ def joint_loss(nets, batch, step, noise_p: float = 0.15):
 
 
 def restore_input(x, r, l_hat0, curves):
-    """What the restoration net starts from: the decomposition's R (the paper), or with tone
-    curves (lumen addition) clamp(T(x) / L^0, 0, 1), the reflectance that the toned image
-    implies under the default adjusted illumination L^0 — so the identity-start restoration
-    net already gives R_in · L^0 = T(x), and learns denoising and detail on top."""
+    """(R_in, L_out): what the restoration net starts from and the illumination it is
+    multiplied with. The paper: (R, L^0). With tone curves (lumen addition): L_out =
+    max(L^0, max-RGB of T(x)) and R_in = T(x) / L_out, the reflectance that the toned image
+    implies — so the identity-start restoration net already gives R_in · L_out = T(x), and
+    learns denoising and detail on top. R_in is computed from a detached L_out."""
     if curves is None:
-        return r
-    return tone_reflectance(toned(x, curves), l_hat0)
+        return r, l_hat0
+    x_t = toned(x, curves)
+    l_out = lift_illumination(l_hat0, x_t)
+    return tone_reflectance(x_t, l_out.detach()), l_out
 
 
 class KinDPipeline(Pipeline):
@@ -322,10 +332,15 @@ class KinDPipeline(Pipeline):
         alpha, curves = per_image(ctx["alpha"]), ctx.get("curves")
         l_hat = self.nets["adjust"](l, alpha).float()
         l_hat0 = l_hat
-        if curves is not None and not torch.equal(alpha, per_image(ctx["alpha0"])):
+        relit = curves is not None and not torch.equal(alpha, per_image(ctx["alpha0"]))
+        if relit:
             l_hat0 = self.nets["adjust"](l, per_image(ctx["alpha0"])).float()
-        r_in = restore_input(x, r, l_hat0, None if curves is None else curves.to(x.device))
+        r_in, l_out = restore_input(x, r, l_hat0, None if curves is None else curves.to(x.device))
         r_hat = self.nets["restore"](r_in, l).float()
+        if relit:  # --exposure: KinD's relighting, as the ratio adjust(L, α) / adjust(L, α0)
+            l_hat = l_out * l_hat / l_hat0.clamp_min(1e-3)
+        else:
+            l_hat = l_out
         return {"reflectance": r.float(), "illumination": l.float(), "r_hat": r_hat, "l_hat": l_hat}
 
     def enhance(

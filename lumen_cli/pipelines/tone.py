@@ -80,10 +80,25 @@ def toned(x: torch.Tensor, curves: torch.Tensor) -> torch.Tensor:
     return apply_curves(x, curves.expand(x.shape[0], -1, -1)).clamp(0, 1)
 
 
+def lift_illumination(l_hat: torch.Tensor, x_toned: torch.Tensor) -> torch.Tensor:
+    """max(L^, max-RGB of T(I)), (B,1,h,w): the illumination under which the toned image has a
+    reflectance in [0,1]. Without the lift, T(I) / L^ clipped on 43% of the sice/val pixels with
+    kind-lite's L^ and cost 0.05 SSIM (0.765 -> 0.718) before any net ran."""
+    return torch.maximum(l_hat.float(), x_toned.float().amax(1, keepdim=True))
+
+
 def tone_reflectance(x_toned: torch.Tensor, l_hat: torch.Tensor, eps: float = 1e-3):
     """Reflectance implied by the toned image under the pipeline's illumination L^:
     clamp(T(I) / L^, 0, 1). x_toned (B,3,h,w), l_hat (B,1,h,w), both in [0,1]."""
     return (x_toned.float() / l_hat.float().clamp_min(eps)).clamp(0, 1)
 
 
-__all__ = ["TONE_NET", "tone_loss", "tone_stage", "curves_for", "toned", "tone_reflectance"]
+__all__ = [
+    "TONE_NET",
+    "tone_loss",
+    "tone_stage",
+    "curves_for",
+    "toned",
+    "lift_illumination",
+    "tone_reflectance",
+]
