@@ -26,11 +26,11 @@ blend_input 18.70 / 0.702. ``--exposure`` 0.5 / 1 / 2 gave mean output brightnes
 
 Presets: ``paper`` has the published sizes (decom 235,876, restore 7,760,739, adjust 19,393
 parameters, plus the 14,547-parameter ratio estimator) and the paper's plain heads. ``lite``
-(shipped; 2,034,683 parameters) narrows decom to width 16 and restoration to widths 16-256 and
-uses lumen's *residual* heads: every net starts from the identity (R = I / max(L, max-RGB),
-R̂ = R_low, L̂ = clip(α·L)) and learns a correction in logit space. Measured here: with the
-paper's plain heads and loss weights, short CPU schedules collapsed to L ≈ 1 (R ≈ I) and a
-constant white R̂.
+(shipped; 2,209,766 parameters with the 175,083-parameter tone net) narrows decom to width 16
+and restoration to widths 16-256 and uses lumen's *residual* heads: every net starts from the
+identity (R = I / max(L, max-RGB), R̂ = R_low, L̂ = clip(α·L)) and learns a correction in
+logit space. Measured here: with the paper's plain heads and loss weights, short CPU schedules
+collapsed to L ≈ 1 (R ≈ I) and a constant white R̂.
 
 The ``lite`` preset adds the global tone prior (``lumen_cli.pipelines.tone``): R_in · L̂0 is
 the curve-mapped image T(x), so the residual restoration net starts from a well-exposed,
@@ -230,7 +230,8 @@ class KinDPipeline(Pipeline):
     presets: ClassVar[dict[str, dict[str, tuple[str, dict[str, Any]]]]] = {
         # decom 235,876 + restore 7,760,739 + adjust 19,393 + ratio 14,547 = 8,030,555
         "paper": _preset(32, _PAPER_RESTORE, 32, residual=False),
-        # decom 59,316 + restore 1,941,427 + adjust 19,393 + ratio 14,547 = 2,034,683
+        # tone 175,083 + decom 59,316 + restore 1,941,427 + adjust 19,393 + ratio 14,547
+        # = 2,209,766
         "lite": _preset(16, _LITE_RESTORE, 32, residual=True, tone=True),
     }
     default_preset: ClassVar[str] = "lite"
