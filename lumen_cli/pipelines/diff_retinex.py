@@ -423,8 +423,10 @@ class DiffRetinexPipeline(Pipeline):
             ida.prediction,
         )
         exposure = float(opts.exposure or 1.0)
-        l_hat = ((l_hat + 1) / 2).clamp(0, 1) * exposure
-        g = torch.cat([r_s.float().mean((2, 3)), l_hat.clamp(0, 1).mean((2, 3))], 1)
+        l_hat = ((l_hat + 1) / 2).clamp(0, 1)
+        # the RDA's global vector as in training (the model's own L^); exposure scales L^ after
+        g = torch.cat([r_s.float().mean((2, 3)), l_hat.mean((2, 3))], 1)
+        l_hat = l_hat * exposure
         curves = curves_for(self.nets, x.to(self.device))
         return {
             "curves": curves,
@@ -443,21 +445,22 @@ class DiffRetinexPipeline(Pipeline):
         return guided_illumination(l_map, l_hat_s, l_low_s)
 
     def _tone_base(self, x, l_hat, ctx):
-        """(L_use, R_base): with tone curves, L^ lifted to the max-RGB of T(x) and the
-        reflectance T(x) / L_use (computed without the --exposure scale, then L_use is scaled
-        by it); without, (L^, None)."""
+        """(L_use, L_cond, R_base): with tone curves, L0 = L^ (without the --exposure scale)
+        lifted to the max-RGB of T(x), the reflectance R_base = T(x) / L0, L_cond = L0 for the
+        RDA's condition (as in training) and L_use = L0 · exposure for the product, so
+        --exposure is a pure relighting gain. Without curves: (L^, L^, None)."""
         if ctx.get("curves") is None:
-            return l_hat, None
+            return l_hat, l_hat, None
         e = ctx.get("exposure", 1.0)
         x_t = toned(x, ctx["curves"].to(x.device))
         l0 = lift_illumination(l_hat.float() / e, x_t)
-        return l0 * e, tone_reflectance(x_t, l0)
+        return l0 * e, l0, tone_reflectance(x_t, l0)
 
-    def _sample_r(self, r, l_map, l_hat, r_base, ctx, region, opts) -> torch.Tensor:
+    def _sample_r(self, r, l_map, l_cond, r_base, ctx, region, opts) -> torch.Tensor:
         rda = self.nets["rda"]
         b = r.shape[0]
         g = ctx["g"].to(r.device).expand(b, -1)
-        feats = rda.encode(rda_condition(r, l_map, l_hat, g, rda.base_gain, r_base))
+        feats = rda.encode(rda_condition(r, l_map, l_cond, g, rda.base_gain, r_base))
         noise = crop_ctx(ctx["noise"], region, ctx["hw"]).to(r.device).expand(b, -1, -1, -1)
         out = ddim_sample(
             lambda xt, gm: rda(xt, gm, feats),
@@ -472,8 +475,8 @@ class DiffRetinexPipeline(Pipeline):
         """x: (B,3,h,w) in [0,1] sRGB tile -> (B,3,h,w) in [0,1]."""
         r, l_map = self.nets["tdn"](x)
         l_hat = self._adjusted_l(l_map, ctx, region, opts)
-        l_hat, r_base = self._tone_base(x, l_hat, ctx)
-        r_hat = self._sample_r(r, l_map, l_hat, r_base, ctx, region, opts)
+        l_hat, l_cond, r_base = self._tone_base(x, l_hat, ctx)
+        r_hat = self._sample_r(r, l_map, l_cond, r_base, ctx, region, opts)
         return (r_hat * l_hat).clamp(0, 1)
 
     def decompose(self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions):
@@ -484,7 +487,8 @@ class DiffRetinexPipeline(Pipeline):
         out = {"reflectance": r.float(), "illumination": l_map.float()}
         if opts.extra.get("adjusted"):
             l_hat = self._adjusted_l(l_map, ctx, region, opts)
-            l_hat, r_base = self._tone_base(x, l_hat, ctx)
-            out["reflectance_adjusted"] = self._sample_r(r, l_map, l_hat, r_base, ctx, region, opts)
+            l_hat, l_cond, r_base = self._tone_base(x, l_hat, ctx)
+            r_hat = self._sample_r(r, l_map, l_cond, r_base, ctx, region, opts)
+            out["reflectance_adjusted"] = r_hat
             out["illumination_adjusted"] = l_hat
         return out
