@@ -9,9 +9,9 @@ the method issues (best PSNR 19.21, best SSIM 0.748).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from lumen_cli.nets.tone import apply_curves
+from lumen_cli.pipelines.base import shrink
 from lumen_cli.retinex import losses as RL
 
 TONE_NET = ("tone.curves", {"width": 32, "knots": 24, "size": 64})
@@ -27,17 +27,9 @@ def jitter_exposure(x: torch.Tensor) -> torch.Tensor:
     return ((x.float().clamp(0, 1) ** 2.2) * k).clamp(0, 1) ** (1 / 2.2)
 
 
-def _thumb(x: torch.Tensor) -> torch.Tensor:
-    if max(x.shape[-2:]) <= TONE_SIZE:
-        return x.float()
-    h, w = x.shape[-2:]
-    s = TONE_SIZE / max(h, w)
-    return F.interpolate(x.float(), size=(max(8, round(h * s)), max(8, round(w * s))), mode="area")
-
-
 def tone_loss(nets, batch, step, w_ssim: float = 0.5):
     """L1 + 0.5 (1 − SSIM) between T(I_low) and I_high on thumbnails; inputs exposure-jittered."""
-    low, high = _thumb(batch["low"]), _thumb(batch["high"])
+    low, high = shrink(batch["low"], TONE_SIZE, 8), shrink(batch["high"], TONE_SIZE, 8)
     if nets["tone"].training:
         low = jitter_exposure(low)
     out = apply_curves(low, nets["tone"](low))

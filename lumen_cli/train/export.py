@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from lumen_cli.errors import UsageError
-from lumen_cli.train.runner import build_run_nets, load_stage_weights, method_class, read_run
+from lumen_cli.train.runner import (
+    build_run_nets,
+    load_stage_weights,
+    method_class,
+    read_run,
+    stages_for,
+)
 
 
 def export_run(
@@ -28,7 +34,7 @@ def export_run(
 
     dtype "fp16" stores floating tensors in half precision (half the file size; loaders cast
     back to the nets' float32 parameters)."""
-    from lumen_cli.weights.checkpoint import save_nets
+    from lumen_cli.weights.checkpoint import save_nets, sha256_file
 
     run_dir, output = Path(run_dir), Path(output)
     if not (run_dir / "run.json").exists():
@@ -45,7 +51,7 @@ def export_run(
         if not Path(init).exists():
             raise UsageError(f"{run_dir} was started from --init {init}, which no longer exists")
         inited = init_from(nets, Path(init), info["method"], notes.append)
-    for st in cls.stages():
+    for st in stages_for(cls, nets):
         sdir = run_dir / st.name
         order = ["best", "final", "last"] if best else ["final", "last"]
         which = next((w for w in order if (sdir / f"{w}.pt").exists()), None)
@@ -72,7 +78,7 @@ def export_run(
         "command": info.get("command", ""),
         "commands": info.get("commands", []),
         "init": init,
-        "init_sha256": _sha256(Path(init)) if init else None,
+        "init_sha256": sha256_file(init) if init else None,
         "data": info.get("data"),
         "val_data": info.get("val"),
         "synthesize": info.get("synthesize", False),
@@ -149,10 +155,3 @@ def manifest_entry(output: Path, method, net_names, sha, prov, license) -> str:
         f"date = {_toml_value(prov['date'])}",
     ]
     return "\n".join(lines) + "\n"
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -69,6 +69,11 @@ def load_stage_weights(nets, stage, stage_dir: Path, which: str = "final") -> di
     return ck
 
 
+def stages_for(cls, nets) -> list:
+    """The method's stages that train nets this preset has (``paper`` has no ``tone`` net)."""
+    return [s for s in cls.stages() if set(s.trains) <= set(nets)]
+
+
 def init_from(nets, path: Path, method: str, message) -> set[str]:
     """Fine-tuning: load every net of the lumen weights file ``path`` whose arch and config
     match the run's net of the same name. Returns the names loaded; says what it skipped."""
@@ -178,7 +183,7 @@ def train(
     inited = init_from(nets, Path(init), method, message) if init else set()
     for m in nets.values():
         m.to(dev)
-    stages = [s for s in stages if set(s.trains) <= set(nets)]  # a preset may lack a net
+    stages = stages_for(cls, nets)
     names = [s.name for s in stages]
     val_pairs = _val_pairs(val)
     todo = [s for s in stages if stage is None or s.name == stage]
