@@ -139,3 +139,84 @@ def test_init_fine_tunes_from_a_weights_file_and_export_keeps_those_nets(tmp_pat
     )  # the joint stage fine-tuned it
     assert res["provenance"]["init"].endswith("start.safetensors")
     assert len(res["provenance"]["init_sha256"]) == 64
+
+
+def test_gaussian_blur_keeps_constants_and_mass():
+    from lumen_cli.pipelines.base import gaussian_blur
+
+    x = torch.full((2, 3, 20, 24), 0.3)
+    assert torch.allclose(gaussian_blur(x, 2.0), x, atol=1e-6)
+    d = torch.zeros(1, 1, 41, 41)
+    d[0, 0, 20, 20] = 1.0
+    y = gaussian_blur(d, 2.0)
+    assert abs(float(y.sum()) - 1.0) < 1e-5 and float(y.max()) < 0.05  # spread, not lost
+    assert torch.allclose(y[0, 0], y[0, 0].T, atol=1e-7)  # separable and symmetric
+    assert gaussian_blur(torch.rand(1, 2, 3, 3), 5.0).shape == (1, 2, 3, 3)  # tiny input
+
+
+def test_anchor_detail_keeps_the_tone_priors_low_frequencies():
+    torch.manual_seed(0)
+    r_in = torch.rand(1, 3, 48, 48) * 0.5 + 0.25
+    assert T.anchor_detail(r_in + 0.1, r_in, 0.0).equal(r_in + 0.1)  # off
+    # a global shift (brightness / colour) of the net is removed...
+    assert torch.allclose(T.anchor_detail(r_in - 0.1, r_in, 2.0), r_in, atol=1e-5)
+    # ...while pixel-scale changes (noise removal, detail) pass through almost untouched
+    checker = ((torch.arange(48)[:, None] + torch.arange(48)[None]) % 2).float() * 0.1 - 0.05
+    out = T.anchor_detail(r_in + checker, r_in, 2.0)
+    assert (out - r_in - checker).abs()[..., 8:-8, 8:-8].max() < 0.01
+    # kind-lite at inference: the restoration net's global shift does not reach the output
+    from lumen_cli.pipelines.base import EnhanceOptions
+    from lumen_cli.pipelines.kind import KinDPipeline
+
+    nets = KinDPipeline.build_nets("lite")
+    pipe = KinDPipeline(nets)
+    x = torch.nn.functional.interpolate(torch.rand(1, 3, 4, 4), size=(32, 32), mode="bilinear")
+    x = x * 0.3
+    ctx = pipe.analyze(x, EnhanceOptions(), torch.Generator())
+    base = pipe._maps(x, ctx, EnhanceOptions())
+    orig = nets["restore"].forward
+    nets["restore"].forward = lambda r, l: orig(r, l) - 0.15  # a darkening net
+    m = pipe._maps(x, ctx, EnhanceOptions())
+    off = pipe._maps(x, ctx, EnhanceOptions(extra={"anchor": 0}))
+    assert (m["r_hat"] - base["r_hat"]).abs().mean() < 0.02
+    assert (off["r_hat"] - base["r_hat"]).abs().mean() > 0.1
+
+
+def _bracket(path, name: str, scene: torch.Tensor, gain: float) -> None:
+    from PIL import Image
+
+    img = ((scene**2.2 * gain).clamp(0, 1) ** (1 / 2.2) * 255).round().byte()
+    Image.fromarray(img.permute(1, 2, 0).numpy()).save(path / name)
+
+
+def test_bracket_pairs_take_the_best_exposed_frame_as_target(tmp_path):
+    from lumen_cli.train.brackets import make_pairs, rank_corr
+
+    a = torch.rand(64)
+    assert abs(rank_corr(a.numpy(), (a * 3 + 1).numpy()) - 1) < 1e-9
+    assert abs(rank_corr(a.numpy(), (-a).numpy()) + 1) < 1e-9
+    torch.manual_seed(0)
+    src, val = tmp_path / "frames", tmp_path / "val"
+    src.mkdir()
+    val.mkdir()
+    smooth = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8), size=(64, 64), mode="bilinear")
+    scene = smooth[0] * 0.8 + 0.1
+    for i, gain in enumerate([0.01, 0.05, 0.3, 1.0, 4.0]):  # scene s1: a bracket
+        _bracket(src, f"s1_{i:04d}.png", scene, gain)
+    _bracket(src, "s2_0000.png", scene, 1.0)  # s2: a well-exposed frame...
+    other = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8), size=(64, 64), mode="bilinear")
+    _bracket(src, "s2_0001.png", other[0] * 0.8 + 0.1, 0.02)  # ...and a dark different view
+    _bracket(src, "s3_0000.png", scene, 0.02)  # s3: in the validation set
+    _bracket(src, "s3_0001.png", scene, 1.0)
+    _bracket(val, "s3_0009.png", scene, 1.0)
+    res = make_pairs([src], tmp_path / "pairs", exclude=[val])
+    assert res == {"scenes": 1, "pairs": 2, "excluded_scenes": 1}
+    lows = sorted(p.name for p in (tmp_path / "pairs" / "low").iterdir())
+    assert lows == ["s1_0000.png", "s1_0001.png"]  # 0.3 is too bright for a low input
+    for name in lows:  # every low input is paired with the frame nearest mean luma 0.45
+        assert (tmp_path / "pairs" / "high" / name).resolve() == (src / "s1_0003.png").resolve()
+    from lumen_cli.train.data import paired_files
+
+    assert len(paired_files(tmp_path / "pairs")) == 2
+    rows = (tmp_path / "pairs" / "pairs.csv").read_text().splitlines()
+    assert rows[0].startswith("name,src_low,src_high") and len(rows) == 3

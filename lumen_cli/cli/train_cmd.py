@@ -197,9 +197,50 @@ def export(
     typer.echo(res["manifest"])
 
 
+def pairs(
+    sources: list[Path] = typer.Argument(..., help="Folders of bracket frames (any exposures)."),
+    out: Path = typer.Option(..., "--output", "-o", help="Folder to write low/, high/ into."),
+    exclude: list[Path] = typer.Option(
+        [], "--exclude", help="Skip scenes that appear in this folder (e.g. your val set)."
+    ),
+    pattern: str = typer.Option(
+        r"^([^_]+)_", "--scene-pattern", help="Regex whose group 1 names a file's scene."
+    ),
+    copy: bool = typer.Option(False, "--copy", help="Copy files instead of symlinking them."),
+    target_luma: float = typer.Option(0.45, help="Mean luma the target frame should be near."),
+    ratio: float = typer.Option(0.4, help="A low frame is at most this x the target's luma."),
+    max_low_luma: float = typer.Option(0.22, help="... and at most this mean luma."),
+    min_corr: float = typer.Option(0.75, help="Minimum structure (rank) correlation."),
+) -> None:
+    """Make paired training data (low/, high/) from exposure brackets: in each scene the
+    best-exposed frame is the target of every much darker frame (the rule of the sice pairs)."""
+    from lumen_cli.train.brackets import make_pairs
+
+    try:
+        res = make_pairs(
+            sources,
+            out,
+            exclude=exclude,
+            pattern=pattern,
+            copy=copy,
+            target_luma=target_luma,
+            ratio=ratio,
+            max_low_luma=max_low_luma,
+            min_corr=min_corr,
+        )
+    except (OSError, ValueError) as e:
+        typer.echo(f"lumen train pairs: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"{res['pairs']} pairs from {res['scenes']} scenes in {out} "
+        f"({res['excluded_scenes']} excluded scenes); list: {out / 'pairs.csv'}"
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Mount ``lumen train`` (group: training when called alone, ``export`` subcommand)."""
     group = typer.Typer(help=TRAIN_HELP, no_args_is_help=False, add_completion=False)
     group.callback(invoke_without_command=True, help=TRAIN_HELP)(train)
     group.command("export")(export)
+    group.command("pairs")(pairs)
     app.add_typer(group, name="train")

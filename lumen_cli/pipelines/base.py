@@ -18,11 +18,13 @@ Tiles read what they need of it by ``region``, so tiled and untiled runs agree.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -154,3 +156,18 @@ class Pipeline:
         """Retinex maps of one tile: {'reflectance': (B,3,h,w), 'illumination': (B,1,h,w)},
         both in [0,1]. Methods may add more maps (e.g. 'reflectance_adjusted')."""
         raise NotImplementedError
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B,C,H,W), per channel, reflect padding (radius 3σ; the
+    kernel is cut to what reflect padding allows on tiny inputs)."""
+    r = int(math.ceil(3 * sigma))
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    pad = min(r, x.shape[-1] - 1, x.shape[-2] - 1)
+    k = k[r - pad : r + pad + 1]
+    k = k / k.sum()
+    c = x.shape[1]
+    y = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)

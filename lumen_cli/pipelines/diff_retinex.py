@@ -47,7 +47,9 @@ from lumen_cli.diffusion.objective import diffusion_loss
 from lumen_cli.diffusion.schedule import alphas_cumprod, ddim_timesteps, linear_betas
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx
 from lumen_cli.pipelines.tone import (
+    ANCHOR_SIGMA,
     TONE_NET,
+    anchor_detail,
     curves_for,
     lift_illumination,
     tone_reflectance,
@@ -383,7 +385,8 @@ class DiffRetinexPipeline(Pipeline):
                 rda_loss,
                 uses=("tdn", "tone"),
                 validate_full=False,
-                defaults={"steps": 3000, "lr": 5e-4, "crop": None, "batch_size": 8},
+                # (near-)whole images, stackable whatever their size
+                defaults={"steps": 3000, "lr": 5e-4, "resize": 512, "crop": 512, "batch_size": 8},
             ),
             Stage(
                 "ida",
@@ -469,7 +472,10 @@ class DiffRetinexPipeline(Pipeline):
             rda.prediction,
             callback=lambda i, n: opts.report("step", i, n),
         )
-        return ((out + 1) / 2).clamp(0, 1)
+        r_hat = ((out + 1) / 2).clamp(0, 1)
+        if r_base is not None:
+            r_hat = anchor_detail(r_hat, r_base, float(opts.extra.get("anchor", ANCHOR_SIGMA)))
+        return r_hat
 
     def enhance(self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions):
         """x: (B,3,h,w) in [0,1] sRGB tile -> (B,3,h,w) in [0,1]."""

@@ -42,7 +42,8 @@ Training stages (``stages()``): decomposition (the paper's loss plus a max-RGB i
 prior, lumen addition), restoration, adjustment (+ the ratio estimator's log α regression), and
 ``tone`` (the curve net, when the preset has one) and ``joint`` (lumen addition: restoration,
 adjustment and ratio nets fine-tuned end to end on the output R̂·L̂ against I_high, with the
-predicted α, on 256-pixel crops).
+predicted α, on 256-pixel crops of whole images whose curves and α come from the whole picture,
+as at inference).
 """
 
 from __future__ import annotations
@@ -53,9 +54,11 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, shrink
+from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, gaussian_blur, shrink
 from lumen_cli.pipelines.tone import (
+    ANCHOR_SIGMA,
     TONE_NET,
+    anchor_detail,
     curves_for,
     lift_illumination,
     tone_reflectance,
@@ -67,7 +70,7 @@ from lumen_cli.retinex import losses as RL
 W_IP = 1.0  # weight of the max-RGB illumination prior in the decomposition loss
 TARGET_MEAN_L = 0.42  # median mean brightness of the sice/train references
 ALPHA_RANGE = (0.05, 30.0)
-DEFAULT_EXTRAS = {"darken_shadows": False, "blend_input": False}
+DEFAULT_EXTRAS = {"darken_shadows": False, "blend_input": False, "anchor": ANCHOR_SIGMA}
 ANALYZE_SIZE = 256  # the ratio estimator sees the whole image at this long side (area average)
 
 _LITE_RESTORE = [16, 32, 64, 128, 256]
@@ -187,24 +190,41 @@ def adjustment_loss(nets, batch, step, identity_p: float = 0.15):
     return loss, logs
 
 
-def joint_loss(nets, batch, step, noise_p: float = 0.15):
+def joint_loss(nets, batch, step, noise_p: float = 0.15, crop: int = 256):
     """End-to-end fine-tuning (lumen addition): out = restore(R_in,L) · adjust(L, α̂), α̂ from
     the ratio net on the low image; L1 + (1 − SSIM) against I_high, plus the ratio net's own
     log α loss. Decom (and the tone net) frozen. R_in is R_low, or with a ``tone`` net the
-    tone-prior reflectance T(I_low) / L^ (``restore_input``)."""
-    low = add_sensor_noise(batch["low"], noise_p) if noise_p > 0 else batch["low"]
-    high = batch["high"]
+    tone-prior reflectance T(I_low) / L^ (``restore_input``), and R̂ keeps the tone prior's low
+    frequencies (``anchor_detail``), as at inference.
+
+    The stage loads whole images: the tone curves and the ratio net see the whole picture, as
+    they do at inference (computing them on the crop taught the restoration net to undo the
+    difference), and then one random ``crop`` per image goes through the nets."""
+    full_low = add_sensor_noise(batch["low"], noise_p) if noise_p > 0 else batch["low"]
+    full_high = batch["high"]
+    n = full_low.shape[0]
     with torch.no_grad():
-        r, l = nets["decom"](torch.cat([low, high], 0))
+        r, l = nets["decom"](torch.cat([full_low, full_high], 0))
         curves = curves_for(nets, batch["low"])
-    n = low.shape[0]
-    r_low, l_low = r[:n], l[:n]
-    target_log_a = torch.log(_ratio_target(_f(l_low), _f(l[n:])))
+    target_log_a = torch.log(_ratio_target(_f(l[:n]), _f(l[n:])))
     log_a = _f(nets["ratio"](batch["low"]))
     alpha = torch.exp(log_a).clamp(*ALPHA_RANGE)
+    H, W = full_low.shape[-2:]
+    c = min(crop, H, W)
+    c -= c % 16
+    ys = torch.randint(0, H - c + 1, (n,)).tolist()
+    xs = torch.randint(0, W - c + 1, (n,)).tolist()
+
+    def cut(t: torch.Tensor) -> torch.Tensor:
+        return torch.stack([t[i, :, y : y + c, x : x + c] for i, (y, x) in enumerate(zip(ys, xs))])
+
+    low, high, r_low, l_low = cut(full_low), cut(full_high), cut(r[:n]), cut(l[:n])
     l_hat = _f(nets["adjust"](l_low, alpha))
     r_in, l_hat = restore_input(low, r_low, l_hat, curves)
-    out = _f(nets["restore"](r_in, l_low)) * l_hat
+    r_hat = _f(nets["restore"](r_in, l_low))
+    if curves is not None:
+        r_hat = anchor_detail(r_hat, r_in, ANCHOR_SIGMA)
+    out = r_hat * l_hat
     l1 = (out - high).abs().mean()
     ss = _ssim_loss(out, high)
     rl = F.smooth_l1_loss(log_a, target_log_a, beta=0.1)
@@ -294,7 +314,8 @@ class KinDPipeline(Pipeline):
                     "lr": 5e-4,
                     "steps": 1500,
                     "batch_size": 4,
-                    "crop": 256,
+                    "resize": 512,  # (near-)whole images: joint_loss crops 256 px after
+                    "crop": 512,  # computing the curves and the ratio on the whole picture
                     "synth_ratio": 0.2,
                 },
             ),
@@ -339,6 +360,8 @@ class KinDPipeline(Pipeline):
             l_hat0 = self.nets["adjust"](l, per_image(ctx["alpha0"])).float()
         r_in, l_out = restore_input(x, r, l_hat0, None if curves is None else curves.to(x.device))
         r_hat = self.nets["restore"](r_in, l).float()
+        if curves is not None:
+            r_hat = anchor_detail(r_hat, r_in, float({**DEFAULT_EXTRAS, **opts.extra}["anchor"]))
         if relit:  # --exposure: KinD's relighting, as the ratio adjust(L, α) / adjust(L, α0)
             l_hat = l_out * l_hat / l_hat0.clamp_min(1e-3)
         else:
@@ -355,7 +378,7 @@ class KinDPipeline(Pipeline):
             extras = {**DEFAULT_EXTRAS, **opts.extra}
             if extras["darken_shadows"]:  # official evaluate.py step
                 gray = RL.rgb_to_gray(m["reflectance"])
-                k = _gauss(3.0, gray)
+                k = gaussian_blur(gray, 3.0)
                 r_hat = r_hat * torch.clamp(2 * k, 0, 1).sqrt()
             out = r_hat * m["l_hat"]
             if extras["blend_input"]:  # official evaluate.py step
@@ -375,17 +398,3 @@ class KinDPipeline(Pipeline):
             "reflectance_restored": m["r_hat"].clamp(0, 1),
             "illumination_adjusted": m["l_hat"].clamp(0, 1),
         }
-
-
-def _gauss(sigma: float, x: torch.Tensor) -> torch.Tensor:
-    """Gaussian blur of (B,1,H,W) with reflect padding (radius 3σ)."""
-    r = int(math.ceil(3 * sigma))
-    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    pad = min(r, x.shape[-1] - 1, x.shape[-2] - 1)
-    if pad < r:  # tiny tiles: crop the kernel to what reflect padding allows
-        k = k[r - pad : r + pad + 1] / k[r - pad : r + pad + 1].sum()
-    y = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    y = F.conv2d(y, k.view(1, 1, 1, -1))
-    return F.conv2d(y, k.view(1, 1, -1, 1))
