@@ -121,6 +121,8 @@ def _mean_loss(stage, nets, batch):
 @pytest.mark.parametrize("name", ["tdn", "rda", "ida"])
 def test_a_few_training_steps_lower_each_stage_loss(name):
     nets = tiny_nets()
+    if name == "rda":  # untrained curves would fix the brightness that the anchored RDA may
+        nets.pop("tone", None)  # not change (anchoring: test_rda_x0_estimates_keep_...)
     stage = {s.name: s for s in DiffRetinexPipeline.stages()}[name]
     batch = _pairs()
     for k, m in nets.items():
@@ -191,3 +193,27 @@ def test_rda_condition_base_gain_brightens_without_clipping():
     assert float(bright.mean()) > 2 * float(plain.mean())
     flat = bright[0, 0].flatten()
     assert torch.all(flat[1:] > flat[:-1]) and float(flat.max()) < 1.0  # monotone, not clipped
+
+
+def test_rda_x0_estimates_keep_the_tone_bases_low_frequencies():
+    from lumen_cli.pipelines.diff_retinex import rda_model
+
+    class Shifted(torch.nn.Module):  # an x0-predicting "RDA" that darkens and adds a checker
+        prediction = "x0"
+
+        def forward(self, xt, gm, feats):
+            return feats - 0.4 + checker
+
+    torch.manual_seed(0)
+    checker = ((torch.arange(32)[:, None] + torch.arange(32)[None]) % 2).float() * 0.1 - 0.05
+    base = torch.nn.functional.interpolate(torch.rand(1, 3, 4, 4), size=(32, 32), mode="bilinear")
+    base = base * 0.5 + 0.25
+    feats = base * 2 - 1
+    gm = torch.ones(1)
+    raw = rda_model(Shifted(), feats, None)(feats, gm)
+    assert torch.allclose(raw, feats - 0.4 + checker)  # no base: the net's own estimate
+    out = (rda_model(Shifted(), feats, base)(feats, gm) + 1) / 2
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    # the global shift is gone, the pixel-scale checker (x0 in [-1,1]: /2 in [0,1]) is kept
+    assert (out - base - checker / 2)[inner].abs().max() < 0.01
+    assert rda_model(Shifted(), feats, base, sigma=0)(feats, gm).equal(raw)

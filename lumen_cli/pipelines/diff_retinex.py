@@ -19,7 +19,12 @@ Recipe for one image x (1,3,H,W) float in [0,1], sRGB::
 In the ``lite`` preset, T (``lumen_cli.pipelines.tone``, lumen addition) is a per-image,
 per-channel tone curve predicted from a thumbnail of the whole photo; the RDA's residual base is
 the reflectance that T(x) implies under L^, so sampling starts its refinement from a well
-exposed, well coloured picture and learns noise and detail.
+exposed, well coloured picture and learns noise and detail. Every x0 estimate of the RDA (in
+training and at each sampling step) keeps the low frequencies of that base (``rda_model``,
+``anchor_detail``, Gaussian σ 2 px): brightness and colour are the curves' decision, the
+diffusion model changes only finer detail and noise. Measured on sice/val with the same
+weights (10 steps): 20.75 dB / 0.752 without, 22.01 / 0.766 with (the RDA alone had drifted
+darker than its base). ``opts.extra["anchor"]`` sets σ (0: off).
 
 The IDA sees the whole (downsampled) picture, which is where the brightness decision lives;
 the illumination map is smooth, so its low-resolution adjustment is carried to full size as a
@@ -277,9 +282,26 @@ def tdn_loss(nets, batch, step):
     }
 
 
+def rda_model(rda, feats, r_base: torch.Tensor | None, sigma: float = ANCHOR_SIGMA):
+    """model_fn(x_t, gamma) of the RDA for ``diffusion_loss`` / ``ddim_sample``. With a tone
+    base (lite) and x0 prediction, every x0 estimate keeps the low frequencies of R_base
+    (``anchor_detail``, lumen addition), in training and at each sampling step alike: the RDA
+    then learns and changes only noise and detail, the tone curves own brightness and colour."""
+
+    def fn(xt: torch.Tensor, gm: torch.Tensor) -> torch.Tensor:
+        out = rda(xt, gm, feats)
+        if r_base is None or sigma <= 0 or rda.prediction != "x0":
+            return out
+        return anchor_detail((out.float() + 1) / 2, r_base, sigma) * 2 - 1
+
+    return fn
+
+
 def rda_loss(nets, batch, step, crop: int = 128, noise_p: float = 0.5):
-    """Denoising loss of the RDA on whole images (the stage loads them uncropped).
-    With a ``tone`` net, the residual base is the tone-prior reflectance (``rda_condition``).
+    """Denoising loss of the RDA on (near-)whole images (the stage loads them resized to a
+    short side of 512 and cropped to 512x512). With a ``tone`` net, the residual base is the
+    tone-prior reflectance (``rda_condition``) and the x0 estimates keep its low frequencies
+    (``rda_model``), as at inference.
 
     As at inference, TDN and the whole-image maps come first: L_s = TDN(low_s), and the
     normal-light L_n,s = TDN(high_s) stands in for the IDA's output. Then a random ``crop`` of
@@ -298,7 +320,7 @@ def rda_loss(nets, batch, step, crop: int = 128, noise_p: float = 0.5):
         _, l_hs = tdn(work_resize(high, ws))
         g = torch.cat([r_ls.float().mean((2, 3)), l_hs.float().mean((2, 3))], 1)
         curves = curves_for(nets, low)  # the tone prior sees the whole image, as at inference
-        conds, targets, ims = [], [], []
+        conds, targets, ims, bases = [], [], [], []
         for i in range(low.shape[0]):
             y0 = int(torch.randint(0, H - c + 1, ()))
             x0 = int(torch.randint(0, W - c + 1, ()))
@@ -318,6 +340,7 @@ def rda_loss(nets, batch, step, crop: int = 128, noise_p: float = 0.5):
                 x_t = toned(lo, curves[i : i + 1])
                 l_hat = lift_illumination(l_hat, x_t)
                 r_base = tone_reflectance(x_t, l_hat)
+                bases.append(r_base)
             conds.append(
                 rda_condition(r_l.float(), l_l.float(), l_hat, g[i : i + 1], rda.base_gain, r_base)
             )
@@ -325,8 +348,9 @@ def rda_loss(nets, batch, step, crop: int = 128, noise_p: float = 0.5):
             ims.append((hi, l_hat))
         cond, target = torch.cat(conds), torch.cat(targets)
     feats = rda.encode(cond)
+    r_base = torch.cat(bases) if bases else None
     loss, x0 = diffusion_loss(
-        lambda xt, gm: rda(xt, gm, feats), target * 2 - 1, _schedule_abar(rda), rda.prediction
+        rda_model(rda, feats, r_base), target * 2 - 1, _schedule_abar(rda), rda.prediction
     )
     with torch.no_grad():
         hi = torch.cat([a for a, _ in ims])
@@ -465,17 +489,15 @@ class DiffRetinexPipeline(Pipeline):
         g = ctx["g"].to(r.device).expand(b, -1)
         feats = rda.encode(rda_condition(r, l_map, l_cond, g, rda.base_gain, r_base))
         noise = crop_ctx(ctx["noise"], region, ctx["hw"]).to(r.device).expand(b, -1, -1, -1)
+        sigma = float(opts.extra.get("anchor", ANCHOR_SIGMA))
         out = ddim_sample(
-            lambda xt, gm: rda(xt, gm, feats),
+            rda_model(rda, feats, r_base, sigma),
             noise,
             sampling_alphas(rda, self._steps(opts)),
             rda.prediction,
             callback=lambda i, n: opts.report("step", i, n),
         )
-        r_hat = ((out + 1) / 2).clamp(0, 1)
-        if r_base is not None:
-            r_hat = anchor_detail(r_hat, r_base, float(opts.extra.get("anchor", ANCHOR_SIGMA)))
-        return r_hat
+        return ((out + 1) / 2).clamp(0, 1)
 
     def enhance(self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions):
         """x: (B,3,h,w) in [0,1] sRGB tile -> (B,3,h,w) in [0,1]."""

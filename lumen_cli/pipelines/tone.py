@@ -11,11 +11,11 @@ from __future__ import annotations
 import torch
 
 from lumen_cli.nets.tone import apply_curves
-from lumen_cli.pipelines.base import gaussian_blur, shrink
+from lumen_cli.pipelines.base import gaussian_blur
 from lumen_cli.retinex import losses as RL
 
 TONE_NET = ("tone.curves", {"width": 32, "knots": 24, "size": 64})
-TONE_SIZE = 128  # the stage's loss compares thumbnails: curves are pointwise
+TONE_CROP = 256  # the largest crop the stage's loss compares (curves are pointwise)
 ANCHOR_SIGMA = 2.0  # see anchor_detail; opts.extra["anchor"] overrides it (0: off)
 EXPOSURE_JITTER = (-0.7, 0.5)  # log of the linear-light gain applied to training inputs
 
@@ -28,12 +28,22 @@ def jitter_exposure(x: torch.Tensor) -> torch.Tensor:
     return ((x.float().clamp(0, 1) ** 2.2) * k).clamp(0, 1) ** (1 / 2.2)
 
 
-def tone_loss(nets, batch, step, w_ssim: float = 0.5):
-    """L1 + 0.5 (1 − SSIM) between T(I_low) and I_high on thumbnails; inputs exposure-jittered."""
-    low, high = shrink(batch["low"], TONE_SIZE, 8), shrink(batch["high"], TONE_SIZE, 8)
+def tone_loss(nets, batch, step, w_ssim: float = 0.5, crop: int = TONE_CROP):
+    """L1 + 0.5 (1 − SSIM) between T(I_low) and I_high; inputs exposure-jittered.
+
+    The curves come from the whole (loaded) low image, as at inference; the loss compares one
+    random ``crop`` of it (at most ``crop`` pixels, so at full resolution when the stage loads
+    large images, e.g. ``--set tone.resize=512 --set tone.crop=512``). With the stage's default
+    128-pixel thumbnails the loss sees the whole thumbnail."""
+    low, high = batch["low"].float(), batch["high"].float()
     if nets["tone"].training:
         low = jitter_exposure(low)
-    out = apply_curves(low, nets["tone"](low))
+    curves = nets["tone"](low)
+    H, W = low.shape[-2:]
+    ch, cw = min(crop, H), min(crop, W)
+    y, x = int(torch.randint(0, H - ch + 1, ())), int(torch.randint(0, W - cw + 1, ()))
+    low, high = low[..., y : y + ch, x : x + cw], high[..., y : y + ch, x : x + cw]
+    out = apply_curves(low, curves)
     l1 = (out - high).abs().mean()
     with torch.autocast(out.device.type, enabled=False):
         ss = RL.ssim_loss(out.float(), high.float())
