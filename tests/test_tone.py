@@ -220,3 +220,16 @@ def test_bracket_pairs_take_the_best_exposed_frame_as_target(tmp_path):
     assert len(paired_files(tmp_path / "pairs")) == 2
     rows = (tmp_path / "pairs" / "pairs.csv").read_text().splitlines()
     assert rows[0].startswith("name,src_low,src_high") and len(rows) == 3
+    # the same through the CLI, copying instead of linking
+    from typer.testing import CliRunner
+
+    from lumen_cli.cli.app import app
+
+    out = tmp_path / "cli"
+    r = CliRunner().invoke(
+        app, ["train", "pairs", str(src), "-o", str(out), "--exclude", str(val), "--copy"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "2 pairs from 1 scenes" in r.output
+    assert not (out / "low" / "s1_0000.png").is_symlink()
+    assert len(paired_files(out)) == 2
