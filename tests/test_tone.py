@@ -92,7 +92,8 @@ def test_kind_with_tone_restores_from_the_toned_reflectance():
     assert r_in is r and l_out is l_hat  # the paper: the decomposition's R and L^
     c = _identity_curves(1, 12) ** 0.5  # a brightening curve
     r_in, l_out = restore_input(x, r, l_hat, c)
-    x_t = apply_curves(x, c)
+    x_t = T.toned(x, c)
+    assert (x_t - T.smooth_chroma(apply_curves(x, c), T.CHROMA_SIGMA)).abs().max() < 1e-6
     # L^ is lifted where the toned image is brighter, so R_in · L_out is T(x) exactly
     assert torch.allclose(l_out, torch.maximum(l_hat, x_t.amax(1, keepdim=True)))
     assert float(r_in.max()) <= 1 and torch.allclose(r_in * l_out, x_t, atol=1e-5)
@@ -152,6 +153,20 @@ def test_gaussian_blur_keeps_constants_and_mass():
     assert abs(float(y.sum()) - 1.0) < 1e-5 and float(y.max()) < 0.05  # spread, not lost
     assert torch.allclose(y[0, 0], y[0, 0].T, atol=1e-7)  # separable and symmetric
     assert gaussian_blur(torch.rand(1, 2, 3, 3), 5.0).shape == (1, 2, 3, 3)  # tiny input
+
+
+def test_smooth_chroma_reduces_colour_noise_and_keeps_luma():
+    torch.manual_seed(0)
+    grey = torch.rand(1, 1, 40, 40).expand(1, 3, 40, 40)
+    assert torch.allclose(T.smooth_chroma(grey, 3.0), grey, atol=1e-5)  # no chroma, no change
+    x = (0.5 + 0.1 * torch.randn(1, 3, 40, 40)).clamp(0, 1)
+    y = T.smooth_chroma(x, 3.0)
+    w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    assert torch.allclose((y * w).sum(1), (x * w).sum(1), atol=1e-4)  # luma untouched
+    assert float((y - (y * w).sum(1, keepdim=True)).std()) < 0.3 * float(
+        (x - (x * w).sum(1, keepdim=True)).std()
+    )
+    assert T.smooth_chroma(x, 0).equal(x)
 
 
 def test_anchor_detail_keeps_the_tone_priors_low_frequencies():

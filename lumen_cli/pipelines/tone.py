@@ -16,6 +16,7 @@ from lumen_cli.retinex import losses as RL
 
 TONE_NET = ("tone.curves", {"width": 32, "knots": 24, "size": 64})
 TONE_CROP = 256  # the largest crop the stage's loss compares (curves are pointwise)
+CHROMA_SIGMA = 3.0  # chroma noise reduction of T(x), see toned()
 ANCHOR_SIGMA = 2.0  # see anchor_detail; opts.extra["anchor"] overrides it (0: off)
 EXPOSURE_JITTER = (-0.7, 0.5)  # log of the linear-light gain applied to training inputs
 
@@ -78,9 +79,30 @@ def curves_for(nets, x: torch.Tensor) -> torch.Tensor | None:
     return nets["tone"](x).float()
 
 
-def toned(x: torch.Tensor, curves: torch.Tensor) -> torch.Tensor:
-    """T(x): x (B,3,h,w) in [0,1] with whole-image curves (1 or B,3,K+1) -> (B,3,h,w)."""
-    return apply_curves(x, curves.expand(x.shape[0], -1, -1)).clamp(0, 1)
+_YCC = torch.tensor(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]]
+)
+
+
+def smooth_chroma(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur the chroma (BT.601 Cb, Cr) of (B,3,h,w) sRGB by a Gaussian of ``sigma`` px, luma
+    untouched: chroma noise reduction as in camera pipelines (the eye reads detail from luma)."""
+    if sigma <= 0:
+        return x
+    m = _YCC.to(x.device)
+    ycc = torch.einsum("ij,bjhw->bihw", m, x.float())
+    ycc = torch.cat([ycc[:, :1], gaussian_blur(ycc[:, 1:], sigma)], 1)
+    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(m), ycc).clamp(0, 1)
+
+
+def toned(x: torch.Tensor, curves: torch.Tensor, chroma_sigma: float = CHROMA_SIGMA):
+    """T(x): x (B,3,h,w) in [0,1] with whole-image curves (1 or B,3,K+1) -> (B,3,h,w), with
+    its chroma smoothed (``smooth_chroma``): brightening a dim frame amplifies its colour noise,
+    which the references (longer exposures) do not have. σ = 3 px was chosen on sice/train
+    (56 pairs, the tone curves alone): SSIM 0.760 / 0.768 / 0.772 / 0.774 / 0.774 at σ 0 / 1 / 2
+    / 3 / 4; on sice/val 0.765 -> 0.777 at σ 2-4."""
+    out = apply_curves(x, curves.expand(x.shape[0], -1, -1)).clamp(0, 1)
+    return smooth_chroma(out, chroma_sigma)
 
 
 def lift_illumination(l_hat: torch.Tensor, x_toned: torch.Tensor) -> torch.Tensor:
@@ -112,6 +134,7 @@ def anchor_detail(r_hat: torch.Tensor, r_in: torch.Tensor, sigma: float) -> torc
 
 
 __all__ = [
+    "smooth_chroma",
     "anchor_detail",
     "TONE_NET",
     "tone_loss",
