@@ -30,7 +30,7 @@ def jitter_exposure(x: torch.Tensor) -> torch.Tensor:
 
 
 def tone_loss(nets, batch, step, w_ssim: float = 0.5, crop: int = TONE_CROP):
-    """L1 + 0.5 (1 − SSIM) between T(I_low) and I_high; inputs exposure-jittered.
+    """L1 + 0.5 (1 − SSIM) between T(I_low) (``toned``) and I_high; inputs exposure-jittered.
 
     The curves come from the whole (loaded) low image, as at inference; the loss compares one
     random ``crop`` of it (at most ``crop`` pixels, so at full resolution when the stage loads
@@ -44,7 +44,7 @@ def tone_loss(nets, batch, step, w_ssim: float = 0.5, crop: int = TONE_CROP):
     ch, cw = min(crop, H), min(crop, W)
     y, x = int(torch.randint(0, H - ch + 1, ())), int(torch.randint(0, W - cw + 1, ()))
     low, high = low[..., y : y + ch, x : x + cw], high[..., y : y + ch, x : x + cw]
-    out = apply_curves(low, curves)
+    out = toned(low, curves)  # with the chroma noise reduction, as at inference
     l1 = (out - high).abs().mean()
     with torch.autocast(out.device.type, enabled=False):
         ss = RL.ssim_loss(out.float(), high.float())
