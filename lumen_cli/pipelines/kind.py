@@ -40,7 +40,13 @@ well-coloured picture and learns denoising and detail; ``--exposure`` still scal
 R̂ keeps the low frequencies of R_in (``anchor_detail``, Gaussian σ 2 px; ``opts.extra["anchor"]``,
 0: off), in the joint stage and at inference: the restoration net changes only detail and noise,
 the curves own brightness and colour. Measured on sice/val with the same weights: 21.39 dB /
-0.763 without, 22.08 / 0.770 with (the restoration net had learned to darken the picture).
+0.763 without, 22.08 / 0.770 with (the restoration net had learned to darken the picture), and
+22.28 / 0.780 with the chroma noise reduction of T(x) (``toned``) on top.
+
+Measured and not kept (2026-11-22): fine-tuning the joint stage *with* anchoring (500 steps,
+15% synthetic sensor noise) taught the restoration net to smooth: sice/val fell to 22.17 /
+0.764, with the darkest, most textured scenes worst (s048_0370 0.738 -> 0.631 SSIM), so the
+shipped restoration net is the one trained before anchoring.
 
 Training stages (``stages()``): decomposition (the paper's loss plus a max-RGB illumination
 prior, lumen addition), restoration, adjustment (+ the ratio estimator's log α regression), and
