@@ -312,3 +312,25 @@ def test_stages_run_in_order_and_stage_flag(tiny, tmp_path, monkeypatch):
     # a whole-run call finds both stages done and trains nothing
     s = _train(data, run, resume=True)
     assert all(r.get("complete") for r in s["stages"].values())
+
+
+def test_loss_args_reach_the_stage_loss_and_are_checked(tiny, tmp_path, monkeypatch):
+    seen = []
+
+    def scaled_loss(nets, batch, step, scale: float = 1.0):
+        seen.append(scale)
+        loss, logs = tiny_loss(nets, batch, step)
+        return loss * scale, logs
+
+    monkeypatch.setattr(
+        TinyPipeline,
+        "stages",
+        classmethod(
+            lambda cls: [Stage("main", ("net",), scaled_loss, defaults={"steps": 3, "crop": 16})]
+        ),
+    )
+    data = make_pairs(tmp_path / "train", n=4)
+    _train(data, tmp_path / "run", val=data, sets=["main.loss_args.scale=0.5", "val_every=3"])
+    assert seen and set(seen) == {0.5}  # training steps and the validation loss alike
+    with pytest.raises(Exception, match="takes no argument"):
+        _train(data, tmp_path / "run2", sets=["main.loss_args.scael=0.5"])

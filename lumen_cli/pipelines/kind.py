@@ -21,8 +21,8 @@ reflectance is near black, and blends the result with the input by L. Both are a
 ``opts.extra`` (``darken_shadows``, ``blend_input``) and off by default (``DEFAULT_EXTRAS``):
 measured with the session-1 kind-lite (before the tone prior) on sice/val, default
 20.67 dB / 0.707 SSIM, darken_shadows 20.67 / 0.706 (lumen's R = I / max(L, max-RGB) is rarely
-near black, so it barely acts), blend_input 18.70 / 0.702. With the tone-prior kind-lite
-(21.39 / 0.763), ``--exposure`` 0.5 / 1 / 2 gave mean output brightness 0.280 / 0.397 / 0.630
+near black, so it barely acts), blend_input 18.70 / 0.702. With the shipped kind-lite
+(22.66 / 0.785), ``--exposure`` 0.5 / 1 / 2 gave mean output brightness 0.274 / 0.389 / 0.616
 on 8 val images, per-channel shares of the mean within 0.015 (no visible colour shift).
 
 Presets: ``paper`` has the published sizes (decom 235,876, restore 7,760,739, adjust 19,393

@@ -48,6 +48,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     "val_steps": None,  # sampling steps of full-pipeline validation (None: method default)
     "ddp_find_unused": False,  # DDP: allow trained nets with parameters a loss leaves unused
     "synth_ratio": None,  # fraction of synthesized inputs with --synthesize (None: 0.5)
+    "loss_args": {},  # keyword arguments of the stage's loss, e.g. joint.loss_args.noise_p=0
 }
 GLOBAL_ONLY = {"preset", "seed"}
 
@@ -125,7 +126,25 @@ def resolve(
             raise ValueError(f"stage {st.name}: unknown setting(s) {sorted(set(own) - known)}")
         g = {k: v for k, v in glob.items() if k in known}  # global keys a stage knows
         per[st.name] = {**ENGINE_DEFAULTS, **st.defaults, **g, **own}
+        _check_loss_args(st, per[st.name]["loss_args"])
     return run, per, nets
+
+
+def _check_loss_args(st, args) -> None:
+    """loss_args must be a table of keyword arguments that the stage's loss accepts."""
+    import inspect
+
+    if not isinstance(args, dict):
+        raise ValueError(f"stage {st.name}: loss_args must be a table, e.g. {{noise_p = 0.1}}")
+    params = inspect.signature(st.loss).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    names = list(params)[3:]
+    bad = sorted(set(args) - set(names))
+    if bad:
+        raise ValueError(
+            f"stage {st.name}: its loss takes no argument(s) {bad}; it takes {names or 'none'}"
+        )
 
 
 _DUR = re.compile(r"(\d+(?:\.\d+)?)\s*([hms]?)")

@@ -281,6 +281,7 @@ def train_stage(ctx: StageContext) -> tuple[StageResult, EMA]:
 
     reason, acc, n_acc = "done", {}, 0
     val_every, ckpt_every = int(cfg["val_every"]), int(cfg["ckpt_every"])
+    loss_args = dict(cfg.get("loss_args") or {})
     with StopFlag() as stop:
         while step < total:
             if ctx.max_steps is not None and step >= ctx.max_steps:
@@ -288,7 +289,7 @@ def train_stage(ctx: StageContext) -> tuple[StageResult, EMA]:
                 break
             batch = {k: v.to(dev, non_blocking=True) for k, v in next(batches).items()}
             with torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
-                loss, logs = st.loss(call_nets, batch, step)
+                loss, logs = st.loss(call_nets, batch, step, **loss_args)
             opt.zero_grad(set_to_none=True)
             loss.float().backward()
             gnorm = None

@@ -24,13 +24,15 @@ from lumen_cli.train.data import center_crops, load_cached, to_tensor
 from lumen_cli.train.stage import Stage
 
 
-def stage_val_loss(stage: Stage, nets: dict[str, nn.Module], batch: dict, step: int, amp) -> float:
+def stage_val_loss(
+    stage: Stage, nets: dict[str, nn.Module], batch: dict, step: int, amp, loss_args=None
+) -> float:
     """Mean of the stage loss over the val batch, one image at a time (bounded memory)."""
     total, n = 0.0, batch["low"].shape[0]
     for i in range(n):
         one = {k: v[i : i + 1] for k, v in batch.items()}
         with torch.autocast(one["low"].device.type, dtype=amp, enabled=amp is not None):
-            loss, _ = stage.loss(nets, one, step)
+            loss, _ = stage.loss(nets, one, step, **(loss_args or {}))
         total += float(loss.float())
     return total / max(1, n)
 
@@ -82,7 +84,9 @@ def make_validator(
         out: dict[str, Any] = {}
         try:
             with torch.no_grad():
-                out["val_loss"] = stage_val_loss(stage, nets, batch, step, amp)
+                out["val_loss"] = stage_val_loss(
+                    stage, nets, batch, step, amp, cfg.get("loss_args")
+                )
                 if full_ok:
                     prec = "bf16" if amp is not None else "fp32"
                     out.update(
