@@ -22,7 +22,7 @@ reflectance is near black, and blends the result with the input by L. Both are a
 measured with the session-1 kind-lite (before the tone prior) on sice/val, default
 20.67 dB / 0.707 SSIM, darken_shadows 20.67 / 0.706 (lumen's R = I / max(L, max-RGB) is rarely
 near black, so it barely acts), blend_input 18.70 / 0.702. With the shipped kind-lite
-(22.66 / 0.785), ``--exposure`` 0.5 / 1 / 2 gave mean output brightness 0.274 / 0.389 / 0.616
+(22.71 / 0.787), ``--exposure`` 0.5 / 1 / 2 gave mean output brightness 0.205 / 0.389 / 0.722
 on 8 val images, per-channel shares of the mean within 0.015 (no visible colour shift).
 
 Presets: ``paper`` has the published sizes (decom 235,876, restore 7,760,739, adjust 19,393
@@ -43,10 +43,11 @@ the curves own brightness and colour. Measured on sice/val with the same weights
 0.763 without, 22.08 / 0.770 with (the restoration net had learned to darken the picture), and
 22.28 / 0.780 with the chroma noise reduction of T(x) (``toned``) on top.
 
-Measured and not kept (2026-11-22): fine-tuning the joint stage *with* anchoring (500 steps,
-15% synthetic sensor noise) taught the restoration net to smooth: sice/val fell to 22.17 /
-0.764, with the darkest, most textured scenes worst (s048_0370 0.738 -> 0.631 SSIM), so the
-shipped restoration net is the one trained before anchoring.
+Fine-tuning the joint stage *with* anchoring and 15% synthetic sensor noise (500 steps) taught
+the restoration net to smooth: sice/val fell to 22.17 / 0.764, the darkest, most textured scenes
+worst (s048_0370 0.738 -> 0.631 SSIM); without the synthetic noise (``--set
+joint.loss_args.noise_p=0``, 800 steps, lr 2e-4) it rose from 22.66 / 0.785 to 22.71 / 0.787,
+which is the shipped kind-lite.
 
 Training stages (``stages()``): decomposition (the paper's loss plus a max-RGB illumination
 prior, lumen addition), restoration, adjustment (+ the ratio estimator's log α regression), and
