@@ -136,6 +136,8 @@ def _check_loss_args(st, args) -> None:
 
     if not isinstance(args, dict):
         raise ValueError(f"stage {st.name}: loss_args must be a table, e.g. {{noise_p = 0.1}}")
+    if not args:
+        return
     params = inspect.signature(st.loss).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
