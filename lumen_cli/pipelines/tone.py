@@ -82,6 +82,7 @@ def curves_for(nets, x: torch.Tensor) -> torch.Tensor | None:
 _YCC = torch.tensor(
     [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]]
 )
+_RGB = torch.linalg.inv(_YCC)
 
 
 def smooth_chroma(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -89,10 +90,9 @@ def smooth_chroma(x: torch.Tensor, sigma: float) -> torch.Tensor:
     untouched: chroma noise reduction as in camera pipelines (the eye reads detail from luma)."""
     if sigma <= 0:
         return x
-    m = _YCC.to(x.device)
-    ycc = torch.einsum("ij,bjhw->bihw", m, x.float())
+    ycc = torch.einsum("ij,bjhw->bihw", _YCC.to(x.device), x.float())
     ycc = torch.cat([ycc[:, :1], gaussian_blur(ycc[:, 1:], sigma)], 1)
-    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(m), ycc).clamp(0, 1)
+    return torch.einsum("ij,bjhw->bihw", _RGB.to(x.device), ycc).clamp(0, 1)
 
 
 def toned(x: torch.Tensor, curves: torch.Tensor, chroma_sigma: float = CHROMA_SIGMA):
