@@ -58,6 +58,7 @@ from lumen_cli.pipelines.tone import (
     ANCHOR_SIGMA,
     TONE_NET,
     anchor_detail,
+    anchor_sigma,
     curves_for,
     lift_illumination,
     tone_reflectance,
@@ -492,7 +493,7 @@ class DiffRetinexPipeline(Pipeline):
         g = ctx["g"].to(r.device).expand(b, -1)
         feats = rda.encode(rda_condition(r, l_map, l_cond, g, rda.base_gain, r_base))
         noise = crop_ctx(ctx["noise"], region, ctx["hw"]).to(r.device).expand(b, -1, -1, -1)
-        sigma = float(opts.extra.get("anchor", ANCHOR_SIGMA))
+        sigma = anchor_sigma(opts)
         out = ddim_sample(
             rda_model(rda, feats, r_base, sigma),
             noise,

@@ -70,6 +70,7 @@ from lumen_cli.pipelines.tone import (
     ANCHOR_SIGMA,
     TONE_NET,
     anchor_detail,
+    anchor_sigma,
     curves_for,
     lift_illumination,
     tone_reflectance,
@@ -81,7 +82,7 @@ from lumen_cli.retinex import losses as RL
 W_IP = 1.0  # weight of the max-RGB illumination prior in the decomposition loss
 TARGET_MEAN_L = 0.42  # median mean brightness of the sice/train references
 ALPHA_RANGE = (0.05, 30.0)
-DEFAULT_EXTRAS = {"darken_shadows": False, "blend_input": False, "anchor": ANCHOR_SIGMA}
+DEFAULT_EXTRAS = {"darken_shadows": False, "blend_input": False}  # + "anchor": anchor_sigma
 ANALYZE_SIZE = 256  # the ratio estimator sees the whole image at this long side (area average)
 
 _LITE_RESTORE = [16, 32, 64, 128, 256]
@@ -374,7 +375,7 @@ class KinDPipeline(Pipeline):
         r_in, l_out = restore_input(x, r, l_hat0, None if curves is None else curves.to(x.device))
         r_hat = self.nets["restore"](r_in, l).float()
         if curves is not None:
-            r_hat = anchor_detail(r_hat, r_in, float({**DEFAULT_EXTRAS, **opts.extra}["anchor"]))
+            r_hat = anchor_detail(r_hat, r_in, anchor_sigma(opts))
         if relit:  # --exposure: KinD's relighting, as the ratio adjust(L, α) / adjust(L, α0)
             l_hat = l_out * l_hat / l_hat0.clamp_min(1e-3)
         else:

@@ -118,6 +118,11 @@ def tone_reflectance(x_toned: torch.Tensor, l_hat: torch.Tensor, eps: float = 1e
     return (x_toned.float() / l_hat.float().clamp_min(eps)).clamp(0, 1)
 
 
+def anchor_sigma(opts) -> float:
+    """σ of ``anchor_detail`` for an enhance call: ``opts.extra["anchor"]``, else ANCHOR_SIGMA."""
+    return float(opts.extra.get("anchor", ANCHOR_SIGMA))
+
+
 def anchor_detail(r_hat: torch.Tensor, r_in: torch.Tensor, sigma: float) -> torch.Tensor:
     """Keep the tone prior's low frequencies: r_in + high-pass_σ(r_hat − r_in), (B,3,h,w).
 
@@ -136,6 +141,7 @@ def anchor_detail(r_hat: torch.Tensor, r_in: torch.Tensor, sigma: float) -> torc
 __all__ = [
     "smooth_chroma",
     "anchor_detail",
+    "anchor_sigma",
     "TONE_NET",
     "tone_loss",
     "tone_stage",

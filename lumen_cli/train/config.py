@@ -18,6 +18,7 @@ Per-stage values beat global ones; ``--set`` beats the file at the same level.
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 from typing import Any
@@ -132,8 +133,6 @@ def resolve(
 
 def _check_loss_args(st, args) -> None:
     """loss_args must be a table of keyword arguments that the stage's loss accepts."""
-    import inspect
-
     if not isinstance(args, dict):
         raise ValueError(f"stage {st.name}: loss_args must be a table, e.g. {{noise_p = 0.1}}")
     if not args:
