@@ -94,10 +94,7 @@ def worker(args) -> dict:
         with torch.no_grad():
             y = enhance_image(pipe, x, EnhanceOptions(steps=args.steps), precision=args.precision)
         cells[pairs[i][0].name] = _cell(y)
-    for p in _lol_images(args.lol):
-        with torch.no_grad():
-            y = enhance_image(pipe, E.read_pixels(p), EnhanceOptions(steps=args.steps))
-        cells["lol:" + p.name] = _cell(y)
+    res.update(lol_figures(pipe, args, cells, enhance_image, EnhanceOptions))
     np.savez_compressed(args.cells, **cells)
     s = E.summarize(recs)
     res.update(
@@ -123,13 +120,44 @@ def worker(args) -> dict:
     return res
 
 
-def _lol_images(folder: Path | None) -> list[Path]:
+def lol_figures(pipe, args, cells: dict, enhance_image, EnhanceOptions) -> dict:
+    """No-reference figures on every ``--lol`` photo (``lumen_cli.noref``), medians over the
+    photos: luma and chroma noise σ (8-bit units), luma noise relative to the mean luma (%),
+    shadow colour shift, mean luma (8-bit). Keeps the sheet photos' outputs in ``cells``."""
+
+    import torch
+
+    from lumen_cli import noref
+    from lumen_cli.pipelines.base import rgb_to_ycbcr
+    from lumen_cli.train import evaluate as E
+
+    sheet = {p.name for p in _lol_images(args.lol)}
+    rows = []
+    for p in _lol_images(args.lol, every=True):
+        x = E.read_pixels(p)
+        with torch.no_grad():
+            y = enhance_image(pipe, x, EnhanceOptions(steps=args.steps), precision=args.precision)
+        if p.name in sheet:
+            cells["lol:" + p.name] = _cell(y)
+        sig = noref.noise_sigma(y)[0]
+        luma = float(rgb_to_ycbcr(y)[:, 0].mean()) * 255
+        shift = float(noref.shadow_shift(y, x)[0])
+        rows.append((float(sig[0]), float(sig[1:].mean()), 100 * float(sig[0]) / luma, shift, luma))
+    if not rows:
+        return {}
+    keys = ("lol_noise_y", "lol_noise_c", "lol_noise_rel", "lol_shadow", "lol_luma")
+    out = {k: statistics.median(r[i] for r in rows) for i, k in enumerate(keys)}
+    return out | {"lol_n": len(rows)}
+
+
+def _lol_images(folder: Path | None, every: bool = False) -> list[Path]:
+    """The photos of ``folder``: all with ``every``, else LOL_IMAGES evenly spread (sheet)."""
     from lumen_cli.train.data import list_images
 
     if folder is None or not Path(folder).is_dir():
         return []
     files = list_images(Path(folder))
-    if len(files) <= LOL_IMAGES:
+    if every or len(files) <= LOL_IMAGES:
         return files
     return [files[round(i * (len(files) - 1) / (LOL_IMAGES - 1))] for i in range(LOL_IMAGES)]
 
@@ -260,6 +288,7 @@ def write_markdown(path: Path, results: list[dict], m: dict, command: str, args,
             f"{r['s_512']:.3f} | {_f(r.get('s_12mp'), '.2f')} | {r['rss_mb']:.0f} | |"
         )
     lines += ["", "LPIPS: not measured (its network weights are not available here)."]
+    lines += _lol_markdown(results, args)
     if sheet:
         lines += [
             "",
@@ -267,6 +296,33 @@ def write_markdown(path: Path, results: list[dict], m: dict, command: str, args,
             f"script, not committed (it shows dataset images): `{sheet}`",
         ]
     path.write_text("\n".join(lines) + "\n")
+
+
+def _lol_markdown(results: list[dict], args) -> list[str]:
+    ok = [r for r in results if r.get("status") == "ok" and "lol_n" in r]
+    if not ok:
+        return []
+    lines = [
+        "",
+        f"## Real night photos without references: `{args.lol}` ({ok[0]['lol_n']} photos)",
+        "",
+        "No-reference figures (`lumen_cli.noref`), medians over the photos, same outputs as "
+        "`lumen enhance`. Noise: Immerkær's estimate on the flatter half of each output, in "
+        "8-bit units, for luma and for chroma (mean of Cb, Cr); relative: luma noise over mean "
+        "luma (the input's own row is the ratio a plain gain would keep; lower is cleaner). "
+        "Shadow shift: mean CbCr distance between the output and the input brightened by one "
+        "neutral gain, over the input's darkest pixels (max-RGB < 0.04), both blurred 4 px: "
+        "0 = shadows keep the camera's colour. Lower is better in every column but brightness.",
+        "",
+        "| method | luma noise | chroma noise | noise / luma (%) | shadow shift | mean luma |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in ok:
+        lines.append(
+            f"| {r.get('label') or r['method']} | {r['lol_noise_y']:.2f} | {r['lol_noise_c']:.2f} "
+            f"| {r['lol_noise_rel']:.2f} | {r['lol_shadow']:.2f} | {r['lol_luma']:.1f} |"
+        )
+    return lines
 
 
 def contact_sheet(results: list[dict], args, dest: Path, lol: bool = False) -> Path | None:

@@ -171,3 +171,20 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     y = F.pad(x, (pad, pad, pad, pad), mode="reflect")
     y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+# BT.601 full-range YCbCr (JPEG's), on sRGB values: Y in [0,1], Cb and Cr in [-0.5, 0.5]
+_YCC = torch.tensor(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]]
+)
+_RGB = torch.linalg.inv(_YCC)
+
+
+def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
+    """(B,3,H,W) sRGB in [0,1] -> (B,3,H,W) float32 (Y, Cb, Cr), BT.601 full range."""
+    return torch.einsum("ij,bjhw->bihw", _YCC.to(x.device), x.float())
+
+
+def ycbcr_to_rgb(ycc: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``rgb_to_ycbcr`` (not clamped)."""
+    return torch.einsum("ij,bjhw->bihw", _RGB.to(ycc.device), ycc.float())

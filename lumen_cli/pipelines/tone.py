@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from lumen_cli.nets.tone import apply_curves
-from lumen_cli.pipelines.base import gaussian_blur
+from lumen_cli.pipelines.base import gaussian_blur, rgb_to_ycbcr, ycbcr_to_rgb
 from lumen_cli.retinex import losses as RL
 
 TONE_NET = ("tone.curves", {"width": 32, "knots": 24, "size": 64})
@@ -79,20 +79,14 @@ def curves_for(nets, x: torch.Tensor) -> torch.Tensor | None:
     return nets["tone"](x).float()
 
 
-_YCC = torch.tensor(
-    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]]
-)
-_RGB = torch.linalg.inv(_YCC)
-
-
 def smooth_chroma(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Blur the chroma (BT.601 Cb, Cr) of (B,3,h,w) sRGB by a Gaussian of ``sigma`` px, luma
     untouched: chroma noise reduction as in camera pipelines (the eye reads detail from luma)."""
     if sigma <= 0:
         return x
-    ycc = torch.einsum("ij,bjhw->bihw", _YCC.to(x.device), x.float())
+    ycc = rgb_to_ycbcr(x)
     ycc = torch.cat([ycc[:, :1], gaussian_blur(ycc[:, 1:], sigma)], 1)
-    return torch.einsum("ij,bjhw->bihw", _RGB.to(x.device), ycc).clamp(0, 1)
+    return ycbcr_to_rgb(ycc).clamp(0, 1)
 
 
 def toned(x: torch.Tensor, curves: torch.Tensor, chroma_sigma: float = CHROMA_SIGMA):
