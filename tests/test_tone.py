@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from lumen_cli.nets.tone import ToneCurveNet, apply_curves
+from lumen_cli.nets.tone import ToneCurveNet, apply_curves, hold_shadow_balance
 from lumen_cli.pipelines import tone as T
 
 
@@ -22,6 +22,26 @@ def test_curves_are_monotone_from_zero_to_white_level():
     assert torch.all(c[..., 0] == 0)
     assert torch.all(c[..., 1:] > c[..., :-1])
     assert torch.all(c[..., -1] <= 1) and torch.all(c[..., -1] > 0)
+
+
+def test_shadow_balance_holds_the_channel_ratios_of_its_knot():
+    k, K = 3, 12
+    c = torch.rand(2, 3, K + 1).mul(0.5).add(0.05).cumsum(-1)
+    c = torch.cat([torch.zeros(2, 3, 1), c[..., 1:]], -1) / c[..., -1:]
+    h = hold_shadow_balance(c, k)
+    assert torch.equal(h[..., k:], c[..., k:])  # mid-tones and highlights untouched
+    assert torch.all(h[..., 0] == 0) and torch.all(h[..., 1:] > h[..., :-1])
+    ratio = c[..., k] / c[..., k].mean(1, keepdim=True)
+    for i in range(1, k):  # below the knot: the mean curve, coloured like knot k
+        assert torch.allclose(h[..., i] / h[..., i].mean(1, keepdim=True), ratio, atol=1e-5)
+        assert torch.allclose(h[..., i].mean(1), c[..., i].mean(1), atol=1e-6)
+    assert torch.equal(hold_shadow_balance(c, 0), c)
+    # the net applies it: a dark, neutral input pixel keeps a colour ratio shared with knot k
+    torch.manual_seed(0)
+    net = ToneCurveNet(width=8, knots=K, size=32, shadow_knots=k)
+    out = net(torch.rand(1, 3, 40, 40))
+    r = out[..., 1 : k + 1] / out[..., 1 : k + 1].mean(1, keepdim=True)
+    assert torch.allclose(r, r[..., -1:].expand_as(r), atol=1e-5)
 
 
 def test_apply_curves_interpolates_exactly_between_knots():
