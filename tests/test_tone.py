@@ -190,6 +190,49 @@ def test_smooth_chroma_reduces_colour_noise_and_keeps_luma():
     assert T.smooth_chroma(x, 0).equal(x)
 
 
+def test_denoise_luma_follows_the_measured_noise_and_keeps_edges_and_hue():
+    from lumen_cli.retinex.classical import estimate_noise
+
+    g = torch.Generator().manual_seed(0)
+    clean = torch.full((1, 3, 64, 64), 0.3)
+    clean[..., 32:, :] = 0.7  # a step edge between rows 31 and 32
+    clean[:, 0] += 0.1  # a reddish hue
+    x = (clean + 0.03 * torch.randn(1, 1, 64, 64, generator=g)).clamp(0, 1)
+    assert T.denoise_luma(x, 0.0).equal(x)  # no measured noise: untouched
+    sigma = estimate_noise(x)
+    y = T.denoise_luma(x, sigma)
+    err_in = float((x - clean)[..., 4:28, :].std())
+    assert float((y - clean)[..., 4:28, :].std()) < 0.5 * err_in  # the flat part is cleaner
+    edge = (y[..., 34:40, :] - y[..., 24:30, :]).mean()
+    assert abs(float(edge) - 0.4) < 0.05  # the step keeps its height
+    assert torch.allclose((y - x)[:, 0], (y - x)[:, 1], atol=1e-6)  # one change for R, G, B
+    # per image in a batch: a clean image next to a noisy one stays as it was
+    both = T.denoise_luma(torch.cat([clean, x]), torch.tensor([0.0, sigma]))
+    assert both[0].equal(clean[0]) and torch.allclose(both[1], y[0], atol=1e-6)
+
+
+def test_tone_noise_is_one_whole_image_number_so_tiles_agree():
+    from lumen_cli.pipelines.base import EnhanceOptions
+    from lumen_cli.pipelines.kind import KinDPipeline
+    from lumen_cli.pipelines.run import enhance_image
+
+    torch.manual_seed(0)
+    c = _identity_curves(1, 12) ** 0.5
+    g = torch.Generator().manual_seed(1)
+    x = (0.1 + 0.02 * torch.randn(1, 3, 96, 80, generator=g)).clamp(0, 1)
+    n = T.tone_noise(x, c)
+    assert n.shape == (1,) and float(n) > 0
+    assert float(T.tone_noise(x * 0 + 0.1, c)) < 1e-6
+    assert float(T.tone_noise(x, c, crop=32)) > 0  # measured on the centre crop
+    # the pipeline measures it once in analyze: tiled and whole-image results agree
+    pipe = KinDPipeline(KinDPipeline.build_nets("lite"))
+    ctx = pipe.analyze(x, EnhanceOptions(), torch.Generator())
+    assert torch.allclose(ctx["tone_noise"], T.tone_noise(x, ctx["curves"]))
+    whole = enhance_image(pipe, x, tile=None, precision="fp32")
+    tiled = enhance_image(pipe, x, tile=48, overlap=16, precision="fp32")
+    assert (whole - tiled).abs().max() < 2e-3
+
+
 def test_anchor_detail_keeps_the_tone_priors_low_frequencies():
     torch.manual_seed(0)
     r_in = torch.rand(1, 3, 48, 48) * 0.5 + 0.25

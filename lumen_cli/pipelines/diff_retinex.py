@@ -61,6 +61,7 @@ from lumen_cli.pipelines.tone import (
     anchor_sigma,
     curves_for,
     lift_illumination,
+    tone_noise,
     tone_reflectance,
     tone_stage,
     toned,
@@ -341,7 +342,7 @@ def rda_loss(nets, batch, step, crop: int = 128, noise_p: float = 0.5):
             )
             r_base = None
             if curves is not None:
-                x_t = toned(lo, curves[i : i + 1])
+                x_t = toned(lo, curves[i : i + 1], noise=tone_noise(lo, curves[i : i + 1]))
                 l_hat = lift_illumination(l_hat, x_t)
                 r_base = tone_reflectance(x_t, l_hat)
                 bases.append(r_base)
@@ -461,6 +462,7 @@ class DiffRetinexPipeline(Pipeline):
         curves = curves_for(self.nets, x.to(self.device))
         return {
             "curves": curves,
+            "tone_noise": None if curves is None else tone_noise(x, curves),
             "exposure": exposure,
             "l_hat_s": l_hat.float(),
             "l_low_s": l_s.float(),
@@ -483,7 +485,8 @@ class DiffRetinexPipeline(Pipeline):
         if ctx.get("curves") is None:
             return l_hat, l_hat, None
         e = ctx.get("exposure", 1.0)
-        x_t = toned(x, ctx["curves"].to(x.device))
+        noise = ctx.get("tone_noise")
+        x_t = toned(x, ctx["curves"].to(x.device), noise=0.0 if noise is None else noise)
         l0 = lift_illumination(l_hat.float() / e, x_t)
         return l0 * e, l0, tone_reflectance(x_t, l0)
 

@@ -73,6 +73,7 @@ from lumen_cli.pipelines.tone import (
     anchor_sigma,
     curves_for,
     lift_illumination,
+    tone_noise,
     tone_reflectance,
     tone_stage,
     toned,
@@ -231,10 +232,11 @@ def joint_loss(nets, batch, step, noise_p: float = 0.15, crop: int = 256):
     low = add_sensor_noise(low, noise_p) if noise_p > 0 else low
     with torch.no_grad():
         r, l = nets["decom"](torch.cat([low, high], 0))
+        noise = None if curves is None else tone_noise(low, curves)
     r_low, l_low = r[:n], l[:n]
     target_log_a = torch.log(_ratio_target(_f(l_low), _f(l[n:])))
     l_hat = _f(nets["adjust"](l_low, alpha))
-    r_in, l_hat = restore_input(low, r_low, l_hat, curves)
+    r_in, l_hat = restore_input(low, r_low, l_hat, curves, noise)
     r_hat = _f(nets["restore"](r_in, l_low))
     if curves is not None:
         r_hat = anchor_detail(r_hat, r_in, ANCHOR_SIGMA)
@@ -245,15 +247,16 @@ def joint_loss(nets, batch, step, noise_p: float = 0.15, crop: int = 256):
     return l1 + ss + 0.5 * rl, _logs(l1=l1, ssim=ss, ratio=rl)
 
 
-def restore_input(x, r, l_hat0, curves):
+def restore_input(x, r, l_hat0, curves, noise=None):
     """(R_in, L_out): what the restoration net starts from and the illumination it is
     multiplied with. The paper: (R, L^0). With tone curves (lumen addition): L_out =
     max(L^0, max-RGB of T(x)) and R_in = T(x) / L_out, the reflectance that the toned image
     implies — so the identity-start restoration net already gives R_in · L_out = T(x), and
-    learns denoising and detail on top. R_in is computed from a detached L_out."""
+    learns denoising and detail on top. R_in is computed from a detached L_out. ``noise``:
+    T(x)'s measured noise (``tone_noise``) for its luma denoising; None: none."""
     if curves is None:
         return r, l_hat0
-    x_t = toned(x, curves)
+    x_t = toned(x, curves, noise=0.0 if noise is None else noise)
     l_out = lift_illumination(l_hat0, x_t)
     return tone_reflectance(x_t, l_out.detach()), l_out
 
@@ -355,7 +358,9 @@ class KinDPipeline(Pipeline):
         if not exposure > 0:
             raise ValueError(f"kind: exposure must be > 0, got {exposure}")
         out = {"alpha0": a0, "alpha": (a0 * exposure).clamp(*ALPHA_RANGE)}
-        return out if curves is None else out | {"curves": curves}
+        if curves is None:
+            return out
+        return out | {"curves": curves, "tone_noise": tone_noise(x, curves)}
 
     def _maps(self, x: torch.Tensor, ctx: dict, opts: EnhanceOptions) -> dict[str, torch.Tensor]:
         r, l = self.nets["decom"](x)
@@ -372,7 +377,9 @@ class KinDPipeline(Pipeline):
         relit = curves is not None and not torch.equal(alpha, per_image(ctx["alpha0"]))
         if relit:
             l_hat0 = self.nets["adjust"](l, per_image(ctx["alpha0"])).float()
-        r_in, l_out = restore_input(x, r, l_hat0, None if curves is None else curves.to(x.device))
+        if curves is not None:
+            curves = curves.to(x.device)
+        r_in, l_out = restore_input(x, r, l_hat0, curves, ctx.get("tone_noise"))
         r_hat = self.nets["restore"](r_in, l).float()
         if curves is not None:
             r_hat = anchor_detail(r_hat, r_in, anchor_sigma(opts))
