@@ -239,8 +239,12 @@ def machine() -> dict:
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from lumen_cli import devices
+
     return {
         "cpu": cpu,
+        "isa": torch.backends.cpu.get_cpu_capability(),  # e.g. AVX2, AVX512, AVX512_BF16
+        "auto_precision": str(devices.resolve_precision("auto", torch.device("cpu"))),
         "cores": cores,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -260,9 +264,12 @@ def write_markdown(path: Path, results: list[dict], m: dict, command: str, args,
         "Written by `benchmarks/run.py`; do not edit by hand — re-run the script.",
         "",
         f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {m['cpu']}, {m['cores']} cores available, torch {m['torch']} "
-        f"({m['threads']} threads), Python {m['python']}; 1-min load average at start "
-        f"{m['load']:.2f} (the machine is shared: timings are noisy)",
+        f"- machine: {m['cpu']}, {m['cores']} cores available, torch's CPU capability "
+        f"{m['isa']} (precision `auto` = {m['auto_precision'].replace('torch.', '')}: bf16 "
+        "autocast needs AVX512-BF16 or AMX; compare timings only between runs on the same "
+        "capability), torch "
+        f"{m['torch']} ({m['threads']} threads), Python {m['python']}; 1-min load average at "
+        f"start {m['load']:.2f} (the machine is shared: timings are noisy)",
         f"- data: `{args.val}` ({next((r['n'] for r in results if 'n' in r), '?')} pairs)",
         f"- command: `{command}`",
         "",
