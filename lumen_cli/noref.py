@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from lumen_cli.pipelines.base import gaussian_blur, rgb_to_ycbcr
+from lumen_cli.retinex.classical import NOISE_KERNEL
 
-_N = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
+_N = torch.tensor(NOISE_KERNEL)
 _SOBEL = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
 
 

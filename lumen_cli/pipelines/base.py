@@ -74,6 +74,15 @@ def crop_ctx(t: torch.Tensor, region: Region, full_hw: tuple[int, int]) -> torch
     ).to(t.dtype)
 
 
+def centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """The centre of (B,C,H,W), at most ``size`` x ``size`` pixels (a view, full resolution):
+    where whole-image measurements (noise levels) are taken."""
+    H, W = x.shape[-2:]
+    ch, cw = min(H, size), min(W, size)
+    y0, x0 = (H - ch) // 2, (W - cw) // 2
+    return x[..., y0 : y0 + ch, x0 : x0 + cw]
+
+
 def shrink(x: torch.Tensor, long_side: int, min_side: int = 1) -> torch.Tensor:
     """A whole-image analysis copy: x (B,C,H,W) area-averaged so its long side is at most
     ``long_side`` (never upscaled), as float32."""

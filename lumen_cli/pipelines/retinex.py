@@ -16,7 +16,14 @@ from __future__ import annotations
 
 import torch
 
-from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx, shrink
+from lumen_cli.pipelines.base import (
+    EnhanceOptions,
+    Pipeline,
+    Region,
+    centre_crop,
+    crop_ctx,
+    shrink,
+)
 from lumen_cli.retinex import classical as C
 
 ANALYSIS_SIDE = 512  # long side of the whole-image analysis copy
@@ -42,9 +49,7 @@ class RetinexPipeline(Pipeline):
         target = min(0.9, TARGET_LUMA * exposure)
         gamma = _choose_gamma(small, t, target)
         # noise level from a centre crop of the full-resolution input
-        ch, cw = min(H, 512), min(W, 512)
-        y0, x0 = (H - ch) // 2, (W - cw) // 2
-        sigma = C.estimate_noise(x[..., y0 : y0 + ch, x0 : x0 + cw])
+        sigma = C.estimate_noise(centre_crop(x, 512))
         return {"a": a, "b": b, "gamma": gamma, "sigma": sigma}
 
     def _illumination(self, x: torch.Tensor, ctx: dict, region: Region) -> torch.Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from lumen_cli.nets.tone import apply_curves
-from lumen_cli.pipelines.base import gaussian_blur, rgb_to_ycbcr, ycbcr_to_rgb
+from lumen_cli.pipelines.base import centre_crop, gaussian_blur, rgb_to_ycbcr, ycbcr_to_rgb
 from lumen_cli.retinex import classical as C
 from lumen_cli.retinex import losses as RL
 
@@ -116,10 +116,7 @@ def tone_noise(x: torch.Tensor, curves: torch.Tensor, crop: int = NOISE_CROP) ->
     Laplacian-like high-pass) on a centre crop of at most ``crop`` px of the full-resolution
     images x (B,3,H,W), so it is one number per image, the same for every tile (a measurement:
     no gradient flows through it)."""
-    H, W = x.shape[-2:]
-    ch, cw = min(H, crop), min(W, crop)
-    y0, x0 = (H - ch) // 2, (W - cw) // 2
-    c = x[..., y0 : y0 + ch, x0 : x0 + cw].float()
+    c = centre_crop(x, crop).float()
     t = toned(c, curves.to(c.device).expand(c.shape[0], -1, -1))
     return torch.tensor([C.estimate_noise(t[i : i + 1]) for i in range(t.shape[0])])
 

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 
 LUMA = (0.299, 0.587, 0.114)
+# Immerkaer (1996) noise kernel: a difference of Laplacians, 6σ response to white noise of σ
+NOISE_KERNEL = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))
 
 
 def luma(x: torch.Tensor) -> torch.Tensor:
@@ -129,7 +131,7 @@ def estimate_noise(x: torch.Tensor) -> float:
     """Noise standard deviation of an sRGB image (B,3,H,W) per channel, from the median absolute
     deviation of a Laplacian-like high-pass (Immerkaer-style); a value in [0,1] units."""
     y = x.float().flatten(0, 1).unsqueeze(1)
-    k = y.new_tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]]).view(1, 1, 3, 3)
+    k = y.new_tensor(NOISE_KERNEL).view(1, 1, 3, 3)
     hp = F.conv2d(y, k)
     mad = hp.abs().flatten().median()
     return float(mad / 0.6745 / 6.0)
