@@ -94,7 +94,7 @@ def worker(args) -> dict:
         with torch.no_grad():
             y = enhance_image(pipe, x, EnhanceOptions(steps=args.steps), precision=args.precision)
         cells[pairs[i][0].name] = _cell(y)
-    res.update(lol_figures(pipe, args, cells, enhance_image, EnhanceOptions))
+    res.update(lol_figures(pipe, args, cells))
     np.savez_compressed(args.cells, **cells)
     s = E.summarize(recs)
     res.update(
@@ -120,7 +120,7 @@ def worker(args) -> dict:
     return res
 
 
-def lol_figures(pipe, args, cells: dict, enhance_image, EnhanceOptions) -> dict:
+def lol_figures(pipe, args, cells: dict) -> dict:
     """No-reference figures on every ``--lol`` photo (``lumen_cli.noref``), medians over the
     photos: luma and chroma noise σ (8-bit units), luma noise relative to the mean luma (%),
     shadow colour shift, mean luma (8-bit). Keeps the sheet photos' outputs in ``cells``."""
@@ -128,7 +128,8 @@ def lol_figures(pipe, args, cells: dict, enhance_image, EnhanceOptions) -> dict:
     import torch
 
     from lumen_cli import noref
-    from lumen_cli.pipelines.base import rgb_to_ycbcr
+    from lumen_cli.pipelines.base import EnhanceOptions, rgb_to_ycbcr
+    from lumen_cli.pipelines.run import enhance_image
     from lumen_cli.train import evaluate as E
 
     sheet = {p.name for p in _lol_images(args.lol)}
