@@ -130,6 +130,30 @@ def ssim(
     return m.flatten(1).mean(1)
 
 
+def ssim_components(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
+    """SSIM's three factors per image, (B,) each, under the evaluation protocol (8-bit, the
+    same window): ``luminance`` (2μxμy+C1)/(μx²+μy²+C1), ``contrast`` (2σxσy+C2)/(σx²+σy²+C2)
+    and ``structure`` (σxy+C2/2)/(σxσy+C2/2), whose pixelwise product is ``ssim_map``; plus
+    ``std_pred`` and ``std_gt``, the mean local standard deviations (8-bit units). A
+    diagnostic: which factor an output loses, e.g. structure (detail) or luminance (exposure)."""
+    pred, gt = _check_pair(pred, gt)
+    a, b = quantize8(pred), quantize8(gt)
+    k = gaussian_kernel1d().to(a.device)
+    c1, c2 = (K1 * 255.0) ** 2, (K2 * 255.0) ** 2
+    mu_x, mu_y = _filter(a, k), _filter(b, k)
+    sx = (_filter(a * a, k) - mu_x * mu_x).clamp_min(0).sqrt()
+    sy = (_filter(b * b, k) - mu_y * mu_y).clamp_min(0).sqrt()
+    sxy = _filter(a * b, k) - mu_x * mu_y
+    maps = {
+        "luminance": (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1),
+        "contrast": (2 * sx * sy + c2) / (sx**2 + sy**2 + c2),
+        "structure": (sxy + c2 / 2) / (sx * sy + c2 / 2),
+        "std_pred": sx,
+        "std_gt": sy,
+    }
+    return {name: m.flatten(1).mean(1) for name, m in maps.items()}
+
+
 def ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """1 - mean SSIM, differentiable, scalar. pred, target: (B,3,H,W) in [0,1]."""
     return 1.0 - ssim(pred, target, quantize=False).mean()

@@ -109,3 +109,35 @@ def test_ssim_loss_accurate_under_bf16_autocast():
         got = ssim(x.bfloat16(), y.bfloat16(), quantize=False)
     assert got.dtype == torch.float32
     assert got.item() == pytest.approx(want, abs=5e-3)  # only the bf16 rounding of the inputs
+
+
+def test_ssim_components_multiply_to_ssim_and_tell_exposure_from_detail():
+    from lumen_cli.metrics import ssim_components, ssim_map
+
+    x = _rand(3)
+    c = ssim_components(x, x)
+    for k in ("luminance", "contrast", "structure"):
+        assert c[k].item() == pytest.approx(1.0, abs=1e-12)
+    assert torch.allclose(c["std_pred"], c["std_gt"])
+    y = _rand(4) * 0.5 + 0.2
+    # the product of the three factor maps is the SSIM map (C3 = C2 / 2)
+    a, b = quantize8(x), quantize8(y)
+    whole = ssim_map(a, b, 255.0).flatten(1).mean(1)
+    from lumen_cli import metrics as M
+
+    k = M.gaussian_kernel1d()
+    mu_x, mu_y = M._filter(a, k), M._filter(b, k)
+    sx = (M._filter(a * a, k) - mu_x**2).clamp_min(0).sqrt()
+    sy = (M._filter(b * b, k) - mu_y**2).clamp_min(0).sqrt()
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    prod = ((2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)) * (
+        (2 * (M._filter(a * b, k) - mu_x * mu_y) + c2) / (sx**2 + sy**2 + c2)
+    )
+    assert torch.allclose(prod.flatten(1).mean(1), whole)
+    # a darker copy loses luminance (and contrast) but keeps its structure exactly
+    d = ssim_components((x * 0.5), x)
+    assert d["luminance"].item() < 0.95 and d["structure"].item() > 0.999
+    assert d["std_pred"].item() == pytest.approx(d["std_gt"].item() * 0.5, rel=0.02)
+    # noise keeps the brightness but loses structure
+    n = ssim_components((x + 0.2 * _rand(5) - 0.1).clamp(0, 1), x)
+    assert n["luminance"].item() > 0.99 and n["structure"].item() < 0.99

@@ -357,3 +357,21 @@ def test_random_view_keeps_at_least_the_asked_share_of_the_image():
     torch.manual_seed(1)
     b = T.tone_loss({"tone": net.eval()}, batch, 0)[0].detach()
     assert torch.equal(a, b)
+
+
+def test_fit_curves_recovers_the_curve_that_made_the_reference():
+    from lumen_cli.nets.tone import fit_curves
+
+    torch.manual_seed(2)
+    k = 12
+    x = torch.rand(2, 3, 24, 24)
+    truth = torch.rand(2, 3, k).mul(0.3).add(0.02).cumsum(-1)
+    truth = torch.cat([torch.zeros(2, 3, 1), truth / truth[..., -1:] * 0.9], -1)
+    y = apply_curves(x, truth)
+    fit = fit_curves(x, y, knots=k, smooth=1e-6)
+    assert fit.shape == (2, 3, k + 1) and torch.all(fit[..., 0] == 0)
+    assert torch.allclose(fit.float(), truth, atol=2e-3)
+    assert torch.all(fit[..., 1:] >= fit[..., :-1])
+    # a reference the curves cannot reach (a brighter copy, clipped) still gives valid curves
+    fit = fit_curves(x, (y * 3).clamp(0, 1), knots=k)
+    assert float(fit.min()) >= 0 and float(fit.max()) <= 1

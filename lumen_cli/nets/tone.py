@@ -140,3 +140,34 @@ def apply_curves(x: torch.Tensor, curves: torch.Tensor) -> torch.Tensor:
     g0 = torch.gather(c, 2, i0).view(B, C, H, W)
     g1 = torch.gather(c, 2, i0 + 1).view(B, C, H, W)
     return g0 + (g1 - g0) * f
+
+
+def fit_curves(
+    x: torch.Tensor, y: torch.Tensor, knots: int = 24, smooth: float = 1e-3
+) -> torch.Tensor:
+    """The curves of ``ToneCurveNet``'s family (knot i at value (i/K)², 0 at 0) that map x
+    closest to y, per image and channel: least squares on the knot values, a small penalty
+    ``smooth`` on differences of neighbouring knots (knots that no pixel reaches follow their
+    neighbours), then made non-decreasing and clipped to [0, 1]. x, y: (B,3,H,W) in [0,1].
+    Returns (B,3,K+1) float64.
+
+    An oracle when y is the reference: it tells how far a perfect curve predictor could go
+    (``benchmarks/ceiling.py``)."""
+    B, C = x.shape[:2]
+    K = knots
+    u = x.double().clamp(0, 1).sqrt().flatten(2) * K  # (B,C,N)
+    i0 = u.floor().clamp(0, K - 1).long()
+    f = u - i0
+    out = torch.zeros(B, C, K + 1, dtype=torch.float64)
+    d = torch.diff(torch.eye(K, dtype=torch.float64), dim=0)  # neighbouring knots 1..K
+    for b in range(B):
+        for c in range(C):
+            a = torch.zeros(u.shape[-1], K + 1, dtype=torch.float64)
+            a.scatter_add_(1, i0[b, c, :, None], (1 - f[b, c, :, None]))
+            a.scatter_add_(1, i0[b, c, :, None] + 1, f[b, c, :, None])
+            a = a[:, 1:]  # curve(0) = 0
+            n = a.shape[0]
+            m = a.T @ a + smooth * n / K * (d.T @ d) + 1e-9 * torch.eye(K, dtype=torch.float64)
+            sol = torch.linalg.solve(m, a.T @ y[b, c].double().flatten())
+            out[b, c, 1:] = torch.cummax(sol.clamp(0, 1), 0).values
+    return out
