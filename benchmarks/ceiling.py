@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import platform
 import shlex
 import sys
 from pathlib import Path
@@ -107,22 +106,24 @@ def measure(method: str, data: Path, steps: int | None, train_every: int) -> dic
 
 
 def markdown(results: dict[str, dict], args, command: str) -> str:
-    cpu = platform.processor() or platform.machine()
+    from run import machine  # benchmarks/run.py, beside this script
+
+    m = machine()
     lines = [
         "# What limits the learned methods on sice/val",
         "",
         "Written by `benchmarks/ceiling.py`; do not edit by hand: re-run the script.",
         "",
         f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- machine: {cpu}, torch {torch.__version__}, "
-        f"CPU capability {torch.backends.cpu.get_cpu_capability()}",
+        f"- machine: {m['cpu']}, torch {m['torch']}, CPU capability {m['isa']} (precision "
+        f"`auto` = {m['auto_precision'].replace('torch.', '')})",
         f"- data: `{args.data}` (val; train every {args.train_every}th pair)"
         if args.train_every
         else f"- data: `{args.data}/val`",
         f"- command: `{command}`",
         "",
-        "SSIM (the `lumen eval` protocol), means over the val pairs. *Oracle* rows peek at the "
-        "reference and are not methods: they bound what a perfect part could add.",
+        "SSIM (the `lumen eval` protocol), means over the val pairs. The *oracle* columns peek "
+        "at the reference and are not methods: they bound what a perfect part could add.",
         "",
         "| method | output | output, exposure oracle | tone base T(x) | T(x), oracle curves "
         "| luminance | contrast | structure | local std out / ref |",
@@ -134,6 +135,16 @@ def markdown(results: dict[str, dict], args, command: str) -> str:
             f"{r['exposure_oracle']:.4f} | {r['tone_base']:.4f} | {r['tone_oracle']:.4f} | "
             f"{r['luminance']:.4f} | {r['contrast']:.4f} | {r['structure']:.4f} | "
             f"{r['std_pred']:.1f} / {r['std_gt']:.1f} |"
+        )
+    lines.append("")
+    for name, r in results.items():
+        worst = min(("luminance", "contrast", "structure"), key=lambda k: r[k])
+        curves = r["tone_oracle"] - r["tone_base"]
+        exposure = r["exposure_oracle"] - r["output"]
+        lines.append(
+            f"- {name}: perfect curves would lift T(x) by {curves:+.4f} and a perfect exposure "
+            f"guess the output by {exposure:+.4f}; the nets on top of T(x) add "
+            f"{r['output'] - r['tone_base']:+.4f}; of SSIM's factors, {worst} is furthest from 1."
         )
     if any(r["n_train"] for r in results.values()):
         lines += [
