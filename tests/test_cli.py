@@ -166,6 +166,9 @@ def test_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path):
         [sys.executable, "-m", "lumen_cli", "enhance", str(src), "-o", str(out)],
         stderr=subprocess.PIPE,
         env=env,
+        # as from a terminal: a suite run in the background (nohup, `&`) starts with SIGINT
+        # ignored, which a child would inherit, and then no Ctrl-C could reach it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while time.time() < deadline and not (out.exists() and any(out.glob("*.png"))):
