@@ -4,6 +4,14 @@
 Measured on sice/val (2026-11-22, one core, 2000 steps of this stage's loss at 128 px, about
 4 minutes): the tone curves alone score 21.9 dB / 0.761 SSIM, above every method measured in
 the method issues (best PSNR 19.21, best SSIM 0.748).
+
+How far a perfect curve predictor could go, and how close the shipped curve nets are on their
+own training pairs: ``benchmarks/ceiling.py`` (benchmarks/CEILING.md). In short (2026-12-01):
+on sice/val T(x) scores 0.785 / 0.789 SSIM with kind's / diff-retinex's curves and 0.808 with
+curves fitted to each reference; on training pairs the nets are within 0.001 of the fitted
+curves, so what is missing is generalisation to unseen scenes. Neither more scenes (326 pairs
+from 135 scenes via ``lumen train pairs`` on sice/unpaired: 0.783 and 0.784 for two seeds) nor
+averaging two nets (0.783) closed it; nets of this same recipe differ by up to 0.006 on val.
 """
 
 from __future__ import annotations
