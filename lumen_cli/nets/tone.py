@@ -42,69 +42,34 @@ class ToneCurveNet(nn.Module):
         size: int = 64,
         bins: int = 16,
         shadow_knots: int = SHADOW_KNOTS,
-        members: int = 1,
     ):
         super().__init__()
+        w = width
         self.knots, self.size, self.bins = knots, size, bins
         self.shadow_knots = shadow_knots
-        if members < 1:
-            raise ValueError(f"ToneCurveNet: members must be >= 1, got {members}")
-        if members == 1:  # the original layout (state-dict keys features.*, head.*)
-            self.features, self.head = _layers(width, knots, bins)
-        else:
-            self.members = nn.ModuleList(_Member(width, knots, bins) for _ in range(members))
+        act = nn.LeakyReLU(0.2)
+        self.features = nn.Sequential(
+            nn.Conv2d(4, w, 3, 2, 1), act,
+            nn.Conv2d(w, 2 * w, 3, 2, 1), act,
+            nn.Conv2d(2 * w, 2 * w, 3, 2, 1), act,
+            nn.Conv2d(2 * w, 4 * w, 3, 2, 1), act,
+        )  # fmt: skip
+        self.head = nn.Sequential(
+            nn.Linear(8 * w + bins, 128), act, nn.Linear(128, 3 * (knots + 1))
+        )
 
-    def member_curves(self, x: torch.Tensor) -> torch.Tensor:
-        """(M,B,3,knots+1): each member's curves, before the shadow balance; M = 1 for a
-        single net. x: (B,3,H,W) in [0,1]."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x.float(), size=(self.size, self.size), mode="area")
         m = x.amax(1, keepdim=True)
-        img = torch.cat([x, m], 1).clamp(0, 1).sqrt() * 2 - 1
+        z = self.features(torch.cat([x, m], 1).clamp(0, 1).sqrt() * 2 - 1)
         idx = (m.flatten(1).sqrt() * self.bins).floor().clamp(0, self.bins - 1).long()
         hist = F.one_hot(idx, self.bins).float().mean(1)
-        parts = (
-            [(self.features, self.head)]
-            if not hasattr(self, "members")
-            else [(mb.features, mb.head) for mb in self.members]
-        )
-        return torch.stack([self._curves(f, h, img, hist) for f, h in parts])
-
-    def _curves(self, features, head, img, hist) -> torch.Tensor:
-        z = features(img)
         z = torch.cat([z.mean((2, 3)), z.amax((2, 3)), hist.to(z.dtype)], 1)
-        p = head(z).float().view(-1, 3, self.knots + 1)
+        p = self.head(z).float().view(-1, 3, self.knots + 1)
         inc = F.softplus(p[..., : self.knots] + 1.0)
         cum = F.pad(torch.cumsum(inc, -1), (1, 0))
         white = torch.sigmoid(p[..., self.knots :] + 3.0)
-        return cum / cum[..., -1:] * white
-
-    def balanced(self, curves: torch.Tensor) -> torch.Tensor:
-        """``hold_shadow_balance`` with this net's ``shadow_knots``."""
-        return hold_shadow_balance(curves, self.shadow_knots)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B,3,knots+1): the members' mean curves (an ensemble; still increasing), balanced."""
-        return self.balanced(self.member_curves(x).mean(0))
-
-
-def _layers(w: int, knots: int, bins: int) -> tuple[nn.Sequential, nn.Sequential]:
-    act = nn.LeakyReLU(0.2)
-    features = nn.Sequential(
-        nn.Conv2d(4, w, 3, 2, 1), act,
-        nn.Conv2d(w, 2 * w, 3, 2, 1), act,
-        nn.Conv2d(2 * w, 2 * w, 3, 2, 1), act,
-        nn.Conv2d(2 * w, 4 * w, 3, 2, 1), act,
-    )  # fmt: skip
-    head = nn.Sequential(nn.Linear(8 * w + bins, 128), act, nn.Linear(128, 3 * (knots + 1)))
-    return features, head
-
-
-class _Member(nn.Module):
-    """One member of a ``ToneCurveNet`` ensemble: its own CNN and MLP."""
-
-    def __init__(self, width: int, knots: int, bins: int):
-        super().__init__()
-        self.features, self.head = _layers(width, knots, bins)
+        return hold_shadow_balance(cum / cum[..., -1:] * white, self.shadow_knots)
 
 
 def hold_shadow_balance(curves: torch.Tensor, k: int) -> torch.Tensor:

@@ -40,12 +40,8 @@ def jitter_exposure(x: torch.Tensor) -> torch.Tensor:
     return ((x.float().clamp(0, 1) ** 2.2) * k).clamp(0, 1) ** (1 / 2.2)
 
 
-def tone_loss(nets, batch, step, w_ssim: float = 0.5, crop: int = TONE_CROP, view: float = 1.0):
+def tone_loss(nets, batch, step, w_ssim: float = 0.5, crop: int = TONE_CROP):
     """L1 + 0.5 (1 − SSIM) between T(I_low) (``toned``) and I_high; inputs exposure-jittered.
-    With an ensemble tone net (``members`` > 1) the loss is the mean of every member's own.
-    ``view`` < 1 (augmentation, training only): the curves are predicted from a random crop
-    (``random_view``) holding at least that fraction of the image, and still judged on the whole
-    one: a bracket's tone mapping is the same for every part of the picture.
 
     The curves come from the whole (loaded) low image, as at inference; the loss compares one
     random ``crop`` of it (at most ``crop`` pixels, so at full resolution when the stage loads
@@ -54,32 +50,16 @@ def tone_loss(nets, batch, step, w_ssim: float = 0.5, crop: int = TONE_CROP, vie
     low, high = batch["low"].float(), batch["high"].float()
     if nets["tone"].training:
         low = jitter_exposure(low)
-    net = nets["tone"]
-    seen = low
-    if view < 1 and net.training:  # the curves see a random view of at least ``view`` of it
-        seen = random_view(low, view)
-    members = net.member_curves(seen)  # (M,B,3,K+1): an ensemble's members learn side by side
+    curves = nets["tone"](low)
     H, W = low.shape[-2:]
     ch, cw = min(crop, H), min(crop, W)
     y, x = int(torch.randint(0, H - ch + 1, ())), int(torch.randint(0, W - cw + 1, ()))
     low, high = low[..., y : y + ch, x : x + cw], high[..., y : y + ch, x : x + cw]
-    l1 = ss = 0.0
-    for curves in members:  # each member on its own loss (an average of independent fits)
-        out = toned(low, net.balanced(curves))  # with the chroma noise reduction, as at inference
-        l1 = l1 + (out - high).abs().mean() / len(members)
-        with torch.autocast(out.device.type, enabled=False):
-            ss = ss + RL.ssim_loss(out.float(), high.float()) / len(members)
+    out = toned(low, curves)  # with the chroma noise reduction, as at inference
+    l1 = (out - high).abs().mean()
+    with torch.autocast(out.device.type, enabled=False):
+        ss = RL.ssim_loss(out.float(), high.float())
     return l1 + w_ssim * ss, {"l1": float(l1.detach()), "ssim": float(ss.detach())}
-
-
-def random_view(x: torch.Tensor, least: float) -> torch.Tensor:
-    """A random crop of (B,3,H,W) x (one for the batch, global RNG) covering a fraction of
-    its area drawn uniformly from [least, 1], of the image's aspect ratio."""
-    H, W = x.shape[-2:]
-    f = (least + (1 - least) * float(torch.rand(()))) ** 0.5
-    h, w = max(1, round(H * f)), max(1, round(W * f))
-    y, x0 = int(torch.randint(0, H - h + 1, ())), int(torch.randint(0, W - w + 1, ()))
-    return x[..., y : y + h, x0 : x0 + w]
 
 
 def tone_stage():
