@@ -37,16 +37,14 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "sice"
 FIT_STRIDE = 2  # fit_curves sees every 2nd pixel in each direction (a quarter of them)
 
 
-def luma(x: torch.Tensor) -> torch.Tensor:
-    return 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
-
-
 def exposure_oracle(out: torch.Tensor, ref: torch.Tensor, rounds: int = 10) -> torch.Tensor:
     """out under the linear-light gain (sRGB ~ gamma 2.2) that matches ref's mean luma."""
-    lin, g = out.clamp(0, 1) ** 2.2, 1.0
+    from lumen_cli.retinex.classical import luma
+
+    lin, g, want = out.clamp(0, 1) ** 2.2, 1.0, luma(ref).mean()
     for _ in range(rounds):  # clipping makes it non-linear: a few fixed-point rounds
         cur = luma((lin * g).clamp(0, 1) ** (1 / 2.2)).mean()
-        g *= float(luma(ref).mean() / cur.clamp_min(1e-6))
+        g *= float(want / cur.clamp_min(1e-6))
     return (lin * g).clamp(0, 1) ** (1 / 2.2)
 
 

@@ -80,6 +80,15 @@ def _filter(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return F.conv2d(F.conv2d(x, kh, groups=c), kw, groups=c)
 
 
+def _moments(x: torch.Tensor, y: torch.Tensor, k: torch.Tensor):
+    """Local means, variances and covariance under the window k: (μx, μy, σx², σy², σxy)."""
+    mu_x, mu_y = _filter(x, k), _filter(y, k)
+    sxx = _filter(x * x, k) - mu_x * mu_x
+    syy = _filter(y * y, k) - mu_y * mu_y
+    sxy = _filter(x * y, k) - mu_x * mu_y
+    return mu_x, mu_y, sxx, syy, sxy
+
+
 def ssim_map(
     pred: torch.Tensor,
     gt: torch.Tensor,
@@ -93,10 +102,7 @@ def ssim_map(
     """
     k = gaussian_kernel1d(window, sigma, dtype=pred.dtype).to(pred.device)
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
-    mu_x, mu_y = _filter(pred, k), _filter(gt, k)
-    sxx = _filter(pred * pred, k) - mu_x * mu_x
-    syy = _filter(gt * gt, k) - mu_y * mu_y
-    sxy = _filter(pred * gt, k) - mu_x * mu_y
+    mu_x, mu_y, sxx, syy, sxy = _moments(pred, gt, k)
     num = (2 * mu_x * mu_y + c1) * (2 * sxy + c2)
     den = (mu_x * mu_x + mu_y * mu_y + c1) * (sxx + syy + c2)
     return num / den
@@ -138,12 +144,9 @@ def ssim_components(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Ten
     diagnostic: which factor an output loses, e.g. structure (detail) or luminance (exposure)."""
     pred, gt = _check_pair(pred, gt)
     a, b = quantize8(pred), quantize8(gt)
-    k = gaussian_kernel1d().to(a.device)
     c1, c2 = (K1 * 255.0) ** 2, (K2 * 255.0) ** 2
-    mu_x, mu_y = _filter(a, k), _filter(b, k)
-    sx = (_filter(a * a, k) - mu_x * mu_x).clamp_min(0).sqrt()
-    sy = (_filter(b * b, k) - mu_y * mu_y).clamp_min(0).sqrt()
-    sxy = _filter(a * b, k) - mu_x * mu_y
+    mu_x, mu_y, sxx, syy, sxy = _moments(a, b, gaussian_kernel1d().to(a.device))
+    sx, sy = sxx.clamp_min(0).sqrt(), syy.clamp_min(0).sqrt()
     maps = {
         "luminance": (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1),
         "contrast": (2 * sx * sy + c2) / (sx**2 + sy**2 + c2),
