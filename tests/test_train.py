@@ -236,7 +236,11 @@ def _ddp_worker(rank, world, port, data, out, result_dir):
 
     try:
         s = train("tiny", data, out, sets=["steps=12", "batch_size=2"], threads=1, device="cpu")
-        torch.save({"summary": s, "world": dist.world()}, result_dir / f"rank{rank}.pt")
+        # train() joined torchrun's group and leaves it destroyed behind it
+        torch.save(
+            {"summary": s, "world": s["world_size"], "left_group": not dist.active()},
+            result_dir / f"rank{rank}.pt",
+        )
     finally:
         dist.shutdown()
 
@@ -251,6 +255,7 @@ def test_ddp_two_cpu_processes(tiny, tmp_path):
     r0 = torch.load(res / "rank0.pt", weights_only=False)
     r1 = torch.load(res / "rank1.pt", weights_only=False)
     assert r0["world"] == 2 and r1["world"] == 2
+    assert r0["left_group"] and r1["left_group"]
     assert r0["summary"]["stages"]["main"]["complete"]
     assert json.loads((tmp_path / "run" / "run.json").read_text())["world_size"] == 2
     ck = torch.load(tmp_path / "run" / "main" / "last.pt", weights_only=True)

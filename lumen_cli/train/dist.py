@@ -6,6 +6,7 @@ training runs in one process. Only rank 0 writes files and validates.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -33,12 +34,30 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def init(device: torch.device) -> None:
-    """Join the process group that ``torchrun`` describes in the environment (if any)."""
+def init(device: torch.device) -> bool:
+    """Join the process group that ``torchrun`` describes in the environment (if any).
+
+    True when this call created the group (and so its caller should shut it down)."""
     if env_world() <= 1 or active():
-        return
+        return False
     backend = "nccl" if device.type == "cuda" else "gloo"
     td.init_process_group(backend=backend)
+    return True
+
+
+@contextlib.contextmanager
+def group(device: torch.device):
+    """Inside: joined to torchrun's process group. On the way out the group is destroyed (if
+    this joined it), after a barrier when the block ended normally: a process that exits with
+    its gloo group alive can abort (SIGABRT) when its peer closes the sockets first."""
+    owned = init(device)
+    try:
+        yield
+        if owned:
+            barrier()
+    finally:
+        if owned:
+            shutdown()
 
 
 def local_device(requested: str | None) -> torch.device:

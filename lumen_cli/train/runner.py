@@ -155,126 +155,126 @@ def train(
     settings["preset"] = run_cfg.get("preset", cls.default_preset)
 
     dev = dist.local_device(device)
-    dist.init(dev)
-    info.update(
-        settings=settings,
-        data=str(data),
-        val=str(val) if val else None,
-        init=str(Path(init).resolve()) if init else None,
-        command=command,
-        commands=[*info.get("commands", []), command],
-        synthesize=bool(synthesize),
-        synth_from=str(synth_from) if synth_from else None,
-        lumen_version=_version(),
-        world_size=dist.world(),
-    )
-    main = dist.is_main()
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "run.json", info)
-    log_path = out / "log.jsonl"
-
-    def log(rec: dict) -> None:
-        if main:
-            with open(log_path, "a") as f:
-                f.write(json.dumps({"t": round(time.time(), 3), **rec}, default=float) + "\n")
-
-    nets = build_run_nets(cls, {**settings, "nets": net_over})
-    inited = init_from(nets, Path(init), method, message) if init else set()
-    for m in nets.values():
-        m.to(dev)
-    stages = stages_for(cls, nets)
-    names = [s.name for s in stages]
-    val_pairs = _val_pairs(val)
-    todo = [s for s in stages if stage is None or s.name == stage]
-    summary: dict[str, Any] = {"run_dir": str(out), "stages": {}}
-    for st in stages:
-        sdir = out / st.name
-        cfg = per_stage[st.name]
-        if st not in todo:
-            if (sdir / "final.pt").exists():
-                load_stage_weights(nets, st, sdir)
-            elif stage is not None and names.index(st.name) < names.index(stage):
-                need = set(st.trains) & set(next(s for s in stages if s.name == stage).uses)
-                need -= inited
-                if need:
-                    raise UsageError(
-                        f"stage {stage} uses {sorted(need)}, trained by stage {st.name}, which "
-                        f"has not finished in {out}; run --stage {st.name} first"
-                    )
-            continue
-        if stage is None and (sdir / "final.pt").exists():
-            load_stage_weights(nets, st, sdir)
-            message(f"stage {st.name}: already finished, using its weights")
-            summary["stages"][st.name] = info["stages"].get(st.name, {"complete": True})
-            continue
-        has_last = (sdir / "last.pt").exists()
-        if has_last and not resume:
-            raise UsageError(f"{sdir} has a checkpoint: add --resume, or use a new --out")
-        if (sdir / "final.pt").exists() and resume:
-            load_stage_weights(nets, st, sdir)
-            summary["stages"][st.name] = info["stages"].get(st.name, {"complete": True})
-            continue
-        dataset = _dataset(st, cfg, data, normal, synthesize, synth_from, int(settings["seed"]))
-        amp = autocast_dtype(cfg["precision"], dev)
-        validate = None
-        if val_pairs:
-            from lumen_cli.train.validate import make_validator
-
-            validate = make_validator(cls, st, cfg, nets, val_pairs, dev, amp)
-        message(
-            f"stage {st.name}: {cfg['steps']} steps, batch {cfg['batch_size']}, "
-            f"crop {cfg['crop']}, lr {cfg['lr']}, {len(dataset)} images, "
-            f"precision {'bf16' if amp else 'fp32'}, {dist.world()} process(es)"
+    with dist.group(dev):
+        info.update(
+            settings=settings,
+            data=str(data),
+            val=str(val) if val else None,
+            init=str(Path(init).resolve()) if init else None,
+            command=command,
+            commands=[*info.get("commands", []), command],
+            synthesize=bool(synthesize),
+            synth_from=str(synth_from) if synth_from else None,
+            lumen_version=_version(),
+            world_size=dist.world(),
         )
-        ctx = StageContext(
-            stage=st,
-            cfg=cfg,
-            nets=nets,
-            device=dev,
-            dataset=dataset,
-            stage_dir=sdir,
-            seed=int(settings["seed"]) * 7 + names.index(st.name),
-            log=log,
-            validate=validate,
-            progress=progress,
-            max_steps=max_steps,
-            deadline=None if budget is None else t0 + budget,
-            resume=resume and has_last,
-        )
-        res, ema = train_stage(ctx)
-        rec = {
-            "step": res.step,
-            "total": res.total,
-            "complete": res.complete,
-            "reason": res.reason,
-            "best": res.best,
-            "last_val": res.last_val,
-        }
-        info["stages"][st.name] = rec
-        summary["stages"][st.name] = rec
-        if res.complete:
-            for k in st.trains:  # later stages (and export) use the EMA weights
-                nets[k].load_state_dict(ema.nets[k].state_dict())
-            if main:
-                torch.save(
-                    {
-                        "stage": st.name,
-                        "step": res.step,
-                        "ema": ema.state_dict()["nets"],
-                        "best": res.best,
-                        "last_val": res.last_val,
-                    },
-                    sdir / "final.pt",
-                )
+        main = dist.is_main()
         if main:
+            out.mkdir(parents=True, exist_ok=True)
             write_json(out / "run.json", info)
-        dist.barrier()
-        if not res.complete:
-            summary["stopped"] = res.reason
-            break
-    summary["seconds"] = round(time.monotonic() - t0, 1)
-    return summary
+        log_path = out / "log.jsonl"
+
+        def log(rec: dict) -> None:
+            if main:
+                with open(log_path, "a") as f:
+                    f.write(json.dumps({"t": round(time.time(), 3), **rec}, default=float) + "\n")
+
+        nets = build_run_nets(cls, {**settings, "nets": net_over})
+        inited = init_from(nets, Path(init), method, message) if init else set()
+        for m in nets.values():
+            m.to(dev)
+        stages = stages_for(cls, nets)
+        names = [s.name for s in stages]
+        val_pairs = _val_pairs(val)
+        todo = [s for s in stages if stage is None or s.name == stage]
+        summary: dict[str, Any] = {"run_dir": str(out), "stages": {}, "world_size": dist.world()}
+        for st in stages:
+            sdir = out / st.name
+            cfg = per_stage[st.name]
+            if st not in todo:
+                if (sdir / "final.pt").exists():
+                    load_stage_weights(nets, st, sdir)
+                elif stage is not None and names.index(st.name) < names.index(stage):
+                    need = set(st.trains) & set(next(s for s in stages if s.name == stage).uses)
+                    need -= inited
+                    if need:
+                        raise UsageError(
+                            f"stage {stage} uses {sorted(need)}, trained by stage {st.name}, which "
+                            f"has not finished in {out}; run --stage {st.name} first"
+                        )
+                continue
+            if stage is None and (sdir / "final.pt").exists():
+                load_stage_weights(nets, st, sdir)
+                message(f"stage {st.name}: already finished, using its weights")
+                summary["stages"][st.name] = info["stages"].get(st.name, {"complete": True})
+                continue
+            has_last = (sdir / "last.pt").exists()
+            if has_last and not resume:
+                raise UsageError(f"{sdir} has a checkpoint: add --resume, or use a new --out")
+            if (sdir / "final.pt").exists() and resume:
+                load_stage_weights(nets, st, sdir)
+                summary["stages"][st.name] = info["stages"].get(st.name, {"complete": True})
+                continue
+            dataset = _dataset(st, cfg, data, normal, synthesize, synth_from, int(settings["seed"]))
+            amp = autocast_dtype(cfg["precision"], dev)
+            validate = None
+            if val_pairs:
+                from lumen_cli.train.validate import make_validator
+
+                validate = make_validator(cls, st, cfg, nets, val_pairs, dev, amp)
+            message(
+                f"stage {st.name}: {cfg['steps']} steps, batch {cfg['batch_size']}, "
+                f"crop {cfg['crop']}, lr {cfg['lr']}, {len(dataset)} images, "
+                f"precision {'bf16' if amp else 'fp32'}, {dist.world()} process(es)"
+            )
+            ctx = StageContext(
+                stage=st,
+                cfg=cfg,
+                nets=nets,
+                device=dev,
+                dataset=dataset,
+                stage_dir=sdir,
+                seed=int(settings["seed"]) * 7 + names.index(st.name),
+                log=log,
+                validate=validate,
+                progress=progress,
+                max_steps=max_steps,
+                deadline=None if budget is None else t0 + budget,
+                resume=resume and has_last,
+            )
+            res, ema = train_stage(ctx)
+            rec = {
+                "step": res.step,
+                "total": res.total,
+                "complete": res.complete,
+                "reason": res.reason,
+                "best": res.best,
+                "last_val": res.last_val,
+            }
+            info["stages"][st.name] = rec
+            summary["stages"][st.name] = rec
+            if res.complete:
+                for k in st.trains:  # later stages (and export) use the EMA weights
+                    nets[k].load_state_dict(ema.nets[k].state_dict())
+                if main:
+                    torch.save(
+                        {
+                            "stage": st.name,
+                            "step": res.step,
+                            "ema": ema.state_dict()["nets"],
+                            "best": res.best,
+                            "last_val": res.last_val,
+                        },
+                        sdir / "final.pt",
+                    )
+            if main:
+                write_json(out / "run.json", info)
+            dist.barrier()
+            if not res.complete:
+                summary["stopped"] = res.reason
+                break
+        summary["seconds"] = round(time.monotonic() - t0, 1)
+        return summary
 
 
 def _val_pairs(val: Path | None):
