@@ -6,7 +6,9 @@
 For each method (and each step count of a sweep), in a fresh subprocess so that peak memory is
 the method's own: PSNR/SSIM on the val pairs (the ``lumen eval`` protocol, through the same
 ``enhance_image`` as ``lumen enhance``), median seconds per 512x512 image (the val images),
-seconds for one generated 12-megapixel image (4000x3000), peak RSS, parameter count.
+seconds for one generated 12-megapixel image (4000x3000), peak RSS, parameter count; on the
+``--lol`` photos, no-reference noise and shadow-colour figures, and for ``--exposures`` the
+brightness, clipping and hue drift that ``--exposure`` gives.
 Rewrites BENCHMARKS.md (date, CPU, cores, torch version, load, the exact command) and writes a
 contact sheet (input | each method | reference) for three val images to
 bench_out/contact_sheet.png, and (input | each method) for four real noisy night photos of
@@ -95,6 +97,8 @@ def worker(args) -> dict:
             y = enhance_image(pipe, x, EnhanceOptions(steps=args.steps), precision=args.precision)
         cells[pairs[i][0].name] = _cell(y)
     res.update(lol_figures(pipe, args, cells))
+    if args.worker_exposures and args.worker != "identity":
+        res["exposure"] = exposure_figures(pipe, args)
     np.savez_compressed(args.cells, **cells)
     s = E.summarize(recs)
     res.update(
@@ -149,6 +153,45 @@ def lol_figures(pipe, args, cells: dict) -> dict:
     keys = ("lol_noise_y", "lol_noise_c", "lol_noise_rel", "lol_shadow", "lol_luma")
     out = {k: statistics.median(r[i] for r in rows) for i, k in enumerate(keys)}
     return out | {"lol_n": len(rows)}
+
+
+def exposure_figures(pipe, args) -> list[dict]:
+    """``--exposure`` control on every ``--lol`` photo, for each factor of ``args.exposures``:
+    medians over the photos of the output's mean luma (8-bit), the share of clipped pixels
+    (any channel at 255, %) and the hue drift from the default rendering (exposure 1,
+    ``noref.hue_drift``, percentage points of rg chromaticity)."""
+    import torch
+
+    from lumen_cli import noref
+    from lumen_cli.pipelines.base import EnhanceOptions, rgb_to_ycbcr
+    from lumen_cli.pipelines.run import enhance_image
+    from lumen_cli.train import evaluate as E
+
+    factors = [float(v) for v in args.worker_exposures.split(",")]
+    rows: dict[float, list[tuple[float, float, float]]] = {f: [] for f in factors}
+    for p in _lol_images(args.lol, every=True):
+        x = E.read_pixels(p)
+        outs = {}
+        with torch.no_grad():
+            for f in sorted({1.0, *factors}):
+                opts = EnhanceOptions(steps=args.steps, exposure=f)
+                outs[f] = enhance_image(pipe, x, opts, precision=args.precision).float()
+        for f in factors:
+            y = outs[f]
+            luma = float(rgb_to_ycbcr(y)[:, 0].mean()) * 255
+            clip = 100 * float((torch.round(y * 255) >= 255).any(1).double().mean())
+            drift = float(noref.hue_drift(y, outs[1.0])[0])
+            rows[f].append((luma, clip, drift))
+    return [
+        {
+            "exposure": f,
+            "luma": statistics.median(r[0] for r in rows[f]),
+            "clipped": statistics.median(r[1] for r in rows[f]),
+            "drift": statistics.median(r[2] for r in rows[f] if r[2] == r[2]),
+        }
+        for f in factors
+        if rows[f]
+    ]
 
 
 def _lol_images(folder: Path | None, every: bool = False) -> list[Path]:
@@ -212,6 +255,8 @@ def run_one(method: str, steps: int | None, args, tmp: Path) -> dict:
         cmd += ["--threads", str(args.threads)]
     if not args.no_12mp and _is_default_steps(method, steps):
         cmd += ["--mp12"]  # the 12-MP timing once per method, at its default step count
+    if args.exposures and args.lol and _is_default_steps(method, steps):
+        cmd += ["--worker-exposures", args.exposures]
     label = method + (f" ({steps} steps)" if steps else "")
     print(f"benchmark: {label}", file=sys.stderr)
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -297,6 +342,7 @@ def write_markdown(path: Path, results: list[dict], m: dict, command: str, args,
         )
     lines += ["", "LPIPS: not measured (its network weights are not available here)."]
     lines += _lol_markdown(results, args)
+    lines += _exposure_markdown(results, args)
     if sheet:
         lines += [
             "",
@@ -330,6 +376,30 @@ def _lol_markdown(results: list[dict], args) -> list[str]:
             f"| {r.get('label') or r['method']} | {r['lol_noise_y']:.2f} | {r['lol_noise_c']:.2f} "
             f"| {r['lol_noise_rel']:.2f} | {r['lol_shadow']:.2f} | {r['lol_luma']:.1f} |"
         )
+    return lines
+
+
+def _exposure_markdown(results: list[dict], args) -> list[str]:
+    ok = [r for r in results if r.get("status") == "ok" and r.get("exposure")]
+    if not ok:
+        return []
+    factors = [e["exposure"] for e in ok[0]["exposure"]]
+    lines = [
+        "",
+        "### `--exposure` on the same photos (default step counts; factor 1 = the default "
+        "rendering above)",
+        "",
+        "Medians over the photos of: mean luma (8-bit) / clipped pixels (any channel at 255, "
+        "%) / hue drift from the factor-1 output (`noref.hue_drift`: rg-chromaticity distance "
+        "over pixels well exposed in both, percentage points; a neutral change of exposure "
+        "scores about 0).",
+        "",
+        "| method | " + " | ".join(f"x{f:g}" for f in factors) + " |",
+        "|---|" + "---:|" * len(factors),
+    ]
+    for r in ok:
+        cells = [f"{e['luma']:.0f} / {e['clipped']:.1f} / {e['drift']:.2f}" for e in r["exposure"]]
+        lines.append(f"| {r.get('label') or r['method']} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -391,6 +461,11 @@ def main() -> None:
         default=DEFAULT_LOL if DEFAULT_LOL.is_dir() else None,
         help="folder of real dim photos for bench_out/lol_sheet.png (default: LOL eval15)",
     )
+    ap.add_argument(
+        "--exposures",
+        default="0.5,0.71,1.41,2",
+        help="--exposure factors measured on the --lol photos ('' to skip)",
+    )
     ap.add_argument("--limit", type=int, default=None, help="only the first K val pairs")
     ap.add_argument("--no-12mp", action="store_true", help="skip the 12-megapixel timing")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per method run")
@@ -404,6 +479,7 @@ def main() -> None:
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--cells", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--mp12", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--worker-exposures", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         args.result.write_text(json.dumps(worker(args)))

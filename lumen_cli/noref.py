@@ -13,6 +13,10 @@ colour. Values are in 8-bit units (0-255) so they read like pixel differences.
   gain to the output's luma there. A method that only brightens scores 0; per-channel curves
   that lift one channel more in the shadows (the green or magenta blacks of some learned
   methods) score high.
+- ``hue_drift``: between two renderings of one photo (e.g. ``--exposure`` 1 and 2), the mean
+  distance of their rg chromaticities (r, g over r+g+b), in percentage points, over pixels
+  that are well exposed in both (blurred first, so noise does not count). A neutral change of
+  exposure keeps chromaticity and scores about 0; a tint that appears with brightness does not.
 
 All take sRGB images (B,3,H,W) float in [0,1] and return one value per image, (B,) float64.
 """
@@ -82,4 +86,24 @@ def shadow_shift(
     return torch.where(n > 0, res, torch.full_like(res, float("nan")))
 
 
-__all__ = ["flat_mask", "noise_sigma", "shadow_shift"]
+def hue_drift(
+    a: torch.Tensor, b: torch.Tensor, lo: float = 0.03, hi: float = 0.97, sigma: float = 2.0
+) -> torch.Tensor:
+    """(B,) mean rg-chromaticity distance of ``a`` and ``b`` (B,3,H,W sRGB in [0,1], same size)
+    in percentage points, over the pixels where every channel of both, blurred by ``sigma``,
+    lies in [lo, hi] (clipped and black pixels have no reliable hue); NaN where none does."""
+    if a.shape != b.shape:
+        raise ValueError(f"hue_drift: sizes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
+    a, b = gaussian_blur(a.double(), sigma), gaussian_blur(b.double(), sigma)
+    ok = ((a >= lo) & (a <= hi) & (b >= lo) & (b <= hi)).all(1)  # (B,H,W)
+
+    def rg(x: torch.Tensor) -> torch.Tensor:
+        return x[:, :2] / x.sum(1, keepdim=True).clamp_min(1e-6)
+
+    d = (rg(a) - rg(b)).square().sum(1).sqrt() * 100.0
+    n = ok.flatten(1).sum(1)
+    res = (d * ok).flatten(1).sum(1) / n.clamp_min(1)
+    return torch.where(n > 0, res, torch.full_like(res, float("nan")))
+
+
+__all__ = ["flat_mask", "hue_drift", "noise_sigma", "shadow_shift"]

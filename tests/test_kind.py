@@ -219,6 +219,28 @@ def test_bundled_weights_load_and_enhance():
     assert darker.mean() < y.mean() < brighter.mean()
 
 
+def test_bundled_exposure_two_holds_the_highlights():
+    """--exposure 2 on a picture whose default rendering is already bright: brighter, yet
+    the highlights roll off (hue kept, nothing pure white) instead of clipping."""
+    from lumen_cli.weights.checkpoint import load_nets
+
+    pipe = KinDPipeline(load_nets(BUNDLED)[1])
+    x = (smooth_image(1, 64, 64, seed=8) * 0.3 + 0.05).clamp(0, 1)
+    outs = {}
+    for e in (1.0, 2.0):
+        opts = EnhanceOptions(exposure=e)
+        ctx = {**pipe.analyze(x, opts, torch.Generator()), "hw": (64, 64)}
+        outs[e] = pipe.enhance(x, ctx, (0, 0, 64, 64), opts)
+    y1, y2 = outs[1.0], outs[2.0]
+    assert y2.mean() > 1.2 * y1.mean()
+    assert float((y1 * 2).amax(1).ge(1).float().mean()) > 0.2  # a plain 2x gain would clip
+    assert float(y2.amax(1).ge(254.5 / 255).float().mean()) < 0.02
+    bright = y1.amax(1) > 0.6  # the hue of the highlights is kept
+    rg1 = y1[:, :2] / y1.sum(1, keepdim=True)
+    rg2 = y2[:, :2] / y2.sum(1, keepdim=True)
+    assert float((rg1 - rg2).abs().amax(1)[bright].median()) < 0.02
+
+
 def test_illumination_prior_value():
     img = torch.zeros(1, 3, 4, 4)
     img[:, 1] = 0.6  # max-RGB = 0.6 everywhere

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from lumen_cli.noref import flat_mask, noise_sigma, shadow_shift
+from lumen_cli.noref import flat_mask, hue_drift, noise_sigma, shadow_shift
 
 
 def test_noise_sigma_of_white_gaussian_noise_on_grey():
@@ -45,3 +45,20 @@ def test_shadow_shift_is_zero_for_a_neutral_gain_and_sees_a_green_lift():
     assert 5.0 < shift < 10.5  # the CbCr distance of a +10 green step is about 9.4
     bright = torch.full((1, 3, 32, 32), 0.5)
     assert math.isnan(float(shadow_shift(bright, bright)[0]))  # no shadows: nothing to measure
+
+
+def test_hue_drift_is_zero_for_a_neutral_gain_and_sees_a_tint():
+    g = torch.Generator().manual_seed(3)
+    # a smooth colourful picture in mid-tones, and the same scene one stop brighter
+    base = torch.nn.functional.interpolate(
+        torch.rand(1, 3, 8, 8, generator=g) * 0.3 + 0.1, size=(64, 64), mode="bilinear"
+    )
+    brighter = base * 1.5  # a gain keeps r, g over r+g+b
+    assert float(hue_drift(base, brighter)[0]) < 1e-6
+    grey = torch.full((1, 3, 32, 32), 0.3)
+    red = grey.clone()
+    red[:, 0] = 0.36  # chromaticity (0.36, 0.3) / 0.96 against (1/3, 1/3)
+    want = math.hypot(0.36 / 0.96 - 1 / 3, 0.3 / 0.96 - 1 / 3) * 100
+    assert abs(float(hue_drift(grey, red)[0]) - want) < 1e-6
+    white = torch.ones(1, 3, 32, 32)
+    assert math.isnan(float(hue_drift(white, white)[0]))  # clipped: no hue to compare

@@ -330,3 +330,25 @@ def test_fit_curves_recovers_the_curve_that_made_the_reference():
     # a reference the curves cannot reach (a brighter copy, clipped) still gives valid curves
     fit = fit_curves(x, (y * 3).clamp(0, 1), knots=k)
     assert float(fit.min()) >= 0 and float(fit.max()) <= 1
+
+
+def test_highlight_rolloff_holds_highlights_keeps_hue_and_leaves_the_default_alone():
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(2, 3, 16, 16, generator=g)
+    assert torch.equal(T.highlight_rolloff(x, None), x)  # default rendering untouched
+    assert torch.equal(T.highlight_rolloff(x * 0.7, 0.7), x * 0.7)  # darker: nothing to hold
+    e = 2.0
+    y = T.highlight_rolloff(x * e, e)
+    m_in, m_out = (x * e).amax(1), y.amax(1)
+    below = m_in <= 1 / e
+    assert torch.equal(y.amax(1)[below], m_in[below])  # identity up to the knee 1/e
+    assert float(m_out.max()) <= 1.0 + 1e-6 and float(m_out.max()) > 0.95  # e lands near 1
+    # hue kept: every channel scaled alike
+    torch.testing.assert_close(y / m_out.unsqueeze(1), x / x.amax(1, keepdim=True))
+    # monotonic and continuous (slope 1 at the knee) in the max-RGB
+    m = torch.linspace(0, e, 401).view(1, 1, -1, 1).expand(1, 3, -1, 1).contiguous()
+    f = T.highlight_rolloff(m, e)[0, 0, :, 0]
+    d = torch.diff(f)
+    assert bool((d >= 0).all()) and float(d.max()) <= float(torch.diff(m[0, 0, :, 0]).max()) + 1e-6
+    assert abs(float(f[-1]) - 1.0) < 1e-6
+    assert float(T.highlight_rolloff(torch.full((1, 3, 1, 1), 3.0), e).max()) == 1.0

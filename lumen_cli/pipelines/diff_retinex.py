@@ -64,6 +64,7 @@ from lumen_cli.pipelines.tone import (
     anchor_detail,
     anchor_sigma,
     curves_for,
+    highlight_rolloff,
     lift_illumination,
     tone_noise,
     tone_reflectance,
@@ -516,7 +517,7 @@ class DiffRetinexPipeline(Pipeline):
         l_hat = self._adjusted_l(l_map, ctx, region, opts)
         l_hat, l_cond, r_base = self._tone_base(x, l_hat, ctx)
         r_hat = self._sample_r(r, l_map, l_cond, r_base, ctx, region, opts)
-        return (r_hat * l_hat).clamp(0, 1)
+        return highlight_rolloff(r_hat * l_hat, ctx.get("exposure")).clamp(0, 1)
 
     def decompose(self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions):
         """TDN's {'reflectance': (B,3,h,w), 'illumination': (B,1,h,w)} in [0,1]; with

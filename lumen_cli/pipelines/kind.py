@@ -79,6 +79,7 @@ from lumen_cli.pipelines.tone import (
     anchor_detail,
     anchor_sigma,
     curves_for,
+    highlight_rolloff,
     lift_illumination,
     tone_noise,
     tone_reflectance,
@@ -408,7 +409,7 @@ class KinDPipeline(Pipeline):
                 gray = RL.rgb_to_gray(m["reflectance"])
                 k = gaussian_blur(gray, 3.0)
                 r_hat = r_hat * torch.clamp(2 * k, 0, 1).sqrt()
-            out = r_hat * m["l_hat"]
+            out = highlight_rolloff(r_hat * m["l_hat"], opts.exposure)
             if extras["blend_input"]:  # official evaluate.py step
                 out = m["illumination"] * x.float() + (1 - m["illumination"]) * out
             return out.clamp(0, 1)

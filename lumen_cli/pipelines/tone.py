@@ -196,3 +196,26 @@ __all__ = [
     "lift_illumination",
     "tone_reflectance",
 ]
+
+
+def highlight_rolloff(x: torch.Tensor, exposure: float | None) -> torch.Tensor:
+    """Hold the highlights of an output brightened by ``--exposure`` e > 1 instead of clipping
+    them. x: (B,3,h,w) sRGB, the unclipped product R^·L^ (values up to about e). Per pixel, its
+    max-RGB m is mapped by a curve that is the identity up to the knee 1/e and then bends
+    smoothly (continuous slope) so that e lands on 1; the three channels are scaled alike, so
+    hue is kept and no channel clips. m above e goes to 1. For e <= 1 (or None): x unchanged,
+    so the default rendering is never touched. Pointwise: the same in every tile.
+
+    Why: KinD's light-ratio control (and Diff-Retinex's L^ gain) multiplies the illumination,
+    and with a plain clip ``--exposure 2`` turned about half of a bright LOL photo to pure
+    white (BENCHMARKS.md, the exposure table)."""
+    e = 1.0 if exposure is None else float(exposure)
+    if e <= 1.0:
+        return x
+    k = 1.0 / e
+    c = (1.0 - k) / (e - 1.0)  # makes the slope 1 at the knee
+    m = x.amax(1, keepdim=True)
+    t = ((m - k) / (e - k)).clamp(0, 1)
+    f = k + (1.0 - k) * t * (1.0 + c) / (t + c)
+    scale = torch.where(m > k, f / m.clamp_min(1e-6), torch.ones_like(m))
+    return x * scale
