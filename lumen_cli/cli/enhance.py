@@ -32,7 +32,8 @@ def enhance(
         "--exposure",
         min=0.05,
         max=8.0,
-        help="Light level; 1.0 is the method's natural brightness.",
+        help="Light level; 1.0 is the method's natural brightness. Above 1 the highlights "
+        "roll off (kind, diff-retinex) rather than clip.",
     ),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N] | mps."),
     precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16."),

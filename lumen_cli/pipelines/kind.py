@@ -24,6 +24,10 @@ measured with the session-1 kind-lite (before the tone prior) on sice/val, defau
 near black, so it barely acts), blend_input 18.70 / 0.702. With the shipped kind-lite
 (22.71 / 0.787), ``--exposure`` 0.5 / 1 / 2 gave mean output brightness 0.205 / 0.389 / 0.722
 on 8 val images, per-channel shares of the mean within 0.015 (no visible colour shift).
+Above 1 the relit product R̂·L̂ overshoots 1 in the highlights: with a plain clip,
+``--exposure 2`` left a median 42.9% of each LOL eval15 photo's pixels (up to 88%) at 255.
+``tone.highlight_rolloff`` bends them instead (identity up to the knee 1/e, hue kept): 0.0%
+clipped, median luma 165 against 205 (2026-12-02). BENCHMARKS.md has the 0.5x-2x table.
 
 Presets: ``paper`` has the published sizes (decom 235,876, restore 7,760,739, adjust 19,393
 parameters, plus the 14,547-parameter ratio estimator) and the paper's plain heads. ``lite``
