@@ -49,7 +49,9 @@ def init(device: torch.device) -> bool:
 def group(device: torch.device):
     """Inside: joined to torchrun's process group. On the way out the group is destroyed (if
     this joined it), after a barrier when the block ended normally: a process that exits with
-    its gloo group alive can abort (SIGABRT) when its peer closes the sockets first."""
+    its gloo group alive can abort (SIGABRT) during interpreter shutdown, when gloo's worker
+    threads release tensors after Python is gone (pytorch/pytorch PR 179291 describes it; CI
+    saw rank 1 of the torchrun test end so)."""
     owned = init(device)
     try:
         yield
