@@ -96,9 +96,10 @@ def worker(args) -> dict:
         with torch.no_grad():
             y = enhance_image(pipe, x, EnhanceOptions(steps=args.steps), precision=args.precision)
         cells[pairs[i][0].name] = _cell(y)
-    res.update(lol_figures(pipe, args, cells))
+    defaults: dict = {}  # the default renderings of the --lol photos, reused below
+    res.update(lol_figures(pipe, args, cells, defaults))
     if args.worker_exposures and args.worker != "identity":
-        res["exposure"] = exposure_figures(pipe, args)
+        res["exposure"] = exposure_figures(pipe, args, defaults)
     np.savez_compressed(args.cells, **cells)
     s = E.summarize(recs)
     res.update(
@@ -124,10 +125,11 @@ def worker(args) -> dict:
     return res
 
 
-def lol_figures(pipe, args, cells: dict) -> dict:
+def lol_figures(pipe, args, cells: dict, outputs: dict | None = None) -> dict:
     """No-reference figures on every ``--lol`` photo (``lumen_cli.noref``), medians over the
     photos: luma and chroma noise σ (8-bit units), luma noise relative to the mean luma (%),
-    shadow colour shift, mean luma (8-bit). Keeps the sheet photos' outputs in ``cells``."""
+    shadow colour shift, mean luma (8-bit). Keeps the sheet photos' outputs in ``cells`` and,
+    if given, every output in ``outputs`` (by file name)."""
 
     import torch
 
@@ -144,6 +146,8 @@ def lol_figures(pipe, args, cells: dict) -> dict:
             y = enhance_image(pipe, x, EnhanceOptions(steps=args.steps), precision=args.precision)
         if p.name in sheet:
             cells["lol:" + p.name] = _cell(y)
+        if outputs is not None:
+            outputs[p.name] = y
         sig = noref.noise_sigma(y)[0]
         luma = float(rgb_to_ycbcr(y)[:, 0].mean()) * 255
         shift = float(noref.shadow_shift(y, x)[0])
@@ -155,11 +159,12 @@ def lol_figures(pipe, args, cells: dict) -> dict:
     return out | {"lol_n": len(rows)}
 
 
-def exposure_figures(pipe, args) -> list[dict]:
+def exposure_figures(pipe, args, defaults: dict) -> list[dict]:
     """``--exposure`` control on every ``--lol`` photo, for each factor of ``args.exposures``:
     medians over the photos of the output's mean luma (8-bit), the share of clipped pixels
     (any channel at 255, %) and the hue drift from the default rendering (exposure 1,
-    ``noref.hue_drift``, percentage points of rg chromaticity)."""
+    ``noref.hue_drift``, percentage points of rg chromaticity). ``defaults``: the photos'
+    default renderings by file name (``lol_figures``), computed again where missing."""
     import torch
 
     from lumen_cli import noref
@@ -171,9 +176,9 @@ def exposure_figures(pipe, args) -> list[dict]:
     rows: dict[float, list[tuple[float, float, float]]] = {f: [] for f in factors}
     for p in _lol_images(args.lol, every=True):
         x = E.read_pixels(p)
-        outs = {}
+        outs = {1.0: defaults[p.name].float()} if p.name in defaults else {}
         with torch.no_grad():
-            for f in sorted({1.0, *factors}):
+            for f in sorted({1.0, *factors} - set(outs)):
                 opts = EnhanceOptions(steps=args.steps, exposure=f)
                 outs[f] = enhance_image(pipe, x, opts, precision=args.precision).float()
         for f in factors:

@@ -182,22 +182,6 @@ def anchor_detail(r_hat: torch.Tensor, r_in: torch.Tensor, sigma: float) -> torc
     return (r_in.float() + d - gaussian_blur(d, sigma)).clamp(0, 1)
 
 
-__all__ = [
-    "smooth_chroma",
-    "denoise_luma",
-    "tone_noise",
-    "anchor_detail",
-    "anchor_sigma",
-    "TONE_NET",
-    "tone_loss",
-    "tone_stage",
-    "curves_for",
-    "toned",
-    "lift_illumination",
-    "tone_reflectance",
-]
-
-
 def highlight_rolloff(x: torch.Tensor, exposure: float | None) -> torch.Tensor:
     """Hold the highlights of an output brightened by ``--exposure`` e > 1 instead of clipping
     them. x: (B,3,h,w) sRGB, the unclipped product R^·L^ (values up to about e). Per pixel, its
@@ -219,3 +203,20 @@ def highlight_rolloff(x: torch.Tensor, exposure: float | None) -> torch.Tensor:
     f = k + (1.0 - k) * t * (1.0 + c) / (t + c)
     scale = torch.where(m > k, f / m.clamp_min(1e-6), torch.ones_like(m))
     return x * scale
+
+
+__all__ = [
+    "smooth_chroma",
+    "denoise_luma",
+    "tone_noise",
+    "anchor_detail",
+    "anchor_sigma",
+    "TONE_NET",
+    "tone_loss",
+    "tone_stage",
+    "curves_for",
+    "toned",
+    "lift_illumination",
+    "tone_reflectance",
+    "highlight_rolloff",
+]
