@@ -33,6 +33,13 @@ deepest shadows and has its luma denoised in proportion to the noise measured on
 (``lumen_cli.noref``, medians of 15, 10 steps) shadow colour shift 7.9 -> 4.4 and luma noise
 4.59 -> 0.92; sice/val (10 steps) 22.91 / 0.7855 -> 22.91 / 0.7880.
 
+The shipped tone net was re-trained without ``--synthesize`` (2026-12-02, 3000 steps, as for
+kind-lite; the manifest has the command): the synthetic pairs' zero-mean white-balance shifts
+had taught the curves to keep the SICE low frames' blue cast as scene colour (T(x) minus
+reference channel shares on sice/val, median R/G/B -0.27/-0.53/+0.41 pp before,
+-0.21/-0.17/+0.11 after; on LOL eval15 the blue lift over the input fell from +1.12 to +0.30 pp,
+so walls and whites lost their lilac tint). sice/val (20 steps) 22.94 / 0.7882 -> 22.81 / 0.7874.
+
 The IDA sees the whole (downsampled) picture, which is where the brightness decision lives;
 the illumination map is smooth, so its low-resolution adjustment is carried to full size as a
 gain on the full-resolution L. ``opts.exposure`` scales L^ (1.0 = the model's choice). The RDA
