@@ -27,6 +27,11 @@ weights (10 steps): 20.75 dB / 0.752 without, 22.01 / 0.766 with (the RDA alone 
 darker than its base), 22.25 / 0.778 with the chroma noise reduction of T(x) (``toned``) on top.
 Fine-tuning the RDA with anchored x0 (1000 steps, synthetic sensor noise on half the crops)
 taught it to smooth texture: 22.33 / 0.763, so the shipped RDA is the one trained before.
+Two more RDA fine-tunes from the shipped file (2026-12-02, 800 steps, lr 2e-4, no synthetic
+noise, the current tone net) also lowered SSIM, on val and on the RDA's own training pairs
+(every 7th, 40), against 0.7874 / 0.7819 shipped: a (1 - SSIM) term on the implied image
+R^·L^ (weight 0.5) 0.7727 / 0.764; the L1 target given the tone base's low frequencies (so
+the loss sees only the detail the anchored x0 may change) 0.7801 / 0.7742.
 ``opts.extra["anchor"]`` sets σ (0: off). The tone base also keeps one colour balance in the
 deepest shadows and has its luma denoised in proportion to the noise measured on T(x) (see
 ``lumen_cli.pipelines.kind`` and ``tone.denoise_luma``): with the same weights, LOL eval15
