@@ -93,6 +93,40 @@ def test_tone_stage_learns_a_gamma_curve():
     assert logs["l1"] < 0.05
 
 
+def test_match_luma_reaches_each_images_target_and_keeps_hue():
+    from lumen_cli.retinex.classical import luma
+
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 16, 16) * torch.tensor([0.1, 0.3, 0.6]).view(3, 1, 1, 1)
+    want = torch.tensor([0.2, 0.45, 0.3])
+    out = T.match_luma(x, want)
+    got = luma(out).mean((1, 2, 3))
+    assert torch.allclose(got, want, atol=2e-3)
+    # one gain per image in linear light: channel ratios (linear) are unchanged where unclipped
+    lin_in, lin_out = x**2.2, out**2.2
+    ok = (out < 0.99).all(1, keepdim=True) & (x > 0.05).all(1, keepdim=True)
+    r_in = (lin_in[:, 0:1] / lin_in[:, 1:2])[ok]
+    r_out = (lin_out[:, 0:1] / lin_out[:, 1:2])[ok]
+    assert torch.allclose(r_in, r_out, rtol=1e-3)
+    # a scalar target applies to all images; an image already there stays (almost) as it is
+    same = T.match_luma(out[1:2], 0.45)
+    assert torch.allclose(same, out[1:2], atol=5e-3)
+
+
+def test_tone_loss_target_luma_takes_brightness_out_of_the_target():
+    """With target_luma, references that differ only in brightness give one target."""
+    torch.manual_seed(0)
+    nets = {"tone": ToneCurveNet(width=8, knots=12, size=32).eval()}
+    low = torch.nn.functional.interpolate(torch.rand(1, 3, 4, 4), size=(32, 32)) * 0.2
+    ref = low**0.45
+    darker = ((ref**2.2) * 0.5) ** (1 / 2.2)
+    a, _ = T.tone_loss(nets, {"low": low, "high": ref}, 0, target_luma=0.4, crop=32)
+    b, _ = T.tone_loss(nets, {"low": low, "high": darker}, 0, target_luma=0.4, crop=32)
+    c, _ = T.tone_loss(nets, {"low": low, "high": darker}, 0, crop=32)
+    assert abs(float(a) - float(b)) < 1e-3
+    assert abs(float(b) - float(c)) > 1e-2
+
+
 def test_tone_reflectance_under_illumination_reconstructs_the_toned_image():
     x_t = torch.rand(1, 3, 8, 8) * 0.5
     l_hat = torch.full((1, 1, 8, 8), 0.6)

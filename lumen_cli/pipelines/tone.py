@@ -40,14 +40,42 @@ def jitter_exposure(x: torch.Tensor) -> torch.Tensor:
     return ((x.float().clamp(0, 1) ** 2.2) * k).clamp(0, 1) ** (1 / 2.2)
 
 
-def tone_loss(nets, batch, step, w_ssim: float = 0.5, crop: int = TONE_CROP):
+def match_luma(x: torch.Tensor, want: float | torch.Tensor, rounds: int = 10) -> torch.Tensor:
+    """x (B,3,H,W) sRGB in [0,1] under the one linear-light gain per image (sRGB ~ gamma 2.2)
+    that gives it the mean luma ``want`` (a float or (B,)); clipping makes it non-linear, so
+    a few fixed-point rounds. Returns float32."""
+    lin = x.float().clamp(0, 1) ** 2.2
+    want = torch.as_tensor(want, dtype=torch.float32, device=x.device).reshape(-1, 1, 1, 1)
+    g = torch.ones(x.shape[0], 1, 1, 1, device=x.device)
+    for _ in range(rounds):
+        cur = C.luma((lin * g).clamp(0, 1) ** (1 / 2.2)).mean((1, 2, 3), keepdim=True)
+        g = g * want / cur.clamp_min(1e-6)
+    return (lin * g).clamp(0, 1) ** (1 / 2.2)
+
+
+def tone_loss(
+    nets,
+    batch,
+    step,
+    w_ssim: float = 0.5,
+    crop: int = TONE_CROP,
+    target_luma: float | None = None,
+):
     """L1 + 0.5 (1 − SSIM) between T(I_low) (``toned``) and I_high; inputs exposure-jittered.
+
+    ``target_luma``: compare with I_high brought to this mean luma (``match_luma``, on the
+    whole loaded image) instead of I_high itself, so the curves learn shape and colour but
+    not the brightness of each training reference (the brightness of a SICE reference is the
+    bracket frame that happened to be chosen, which the low frame does not predict:
+    benchmarks/CEILING.md).
 
     The curves come from the whole (loaded) low image, as at inference; the loss compares one
     random ``crop`` of it (at most ``crop`` pixels, so at full resolution when the stage loads
     large images, e.g. ``--set tone.resize=512 --set tone.crop=512``). With the stage's default
     128-pixel thumbnails the loss sees the whole thumbnail."""
     low, high = batch["low"].float(), batch["high"].float()
+    if target_luma is not None:
+        high = match_luma(high, target_luma)
     if nets["tone"].training:
         low = jitter_exposure(low)
     curves = nets["tone"](low)
