@@ -37,20 +37,23 @@ def jitter_exposure(x: torch.Tensor) -> torch.Tensor:
     so the curves learn to react to the input's brightness rather than memorise scenes."""
     lo, hi = EXPOSURE_JITTER
     k = torch.exp(torch.empty(x.shape[0], 1, 1, 1, device=x.device).uniform_(lo, hi))
-    return ((x.float().clamp(0, 1) ** 2.2) * k).clamp(0, 1) ** (1 / 2.2)
+    return linear_gain(x, k)
+
+
+def linear_gain(x: torch.Tensor, g: float | torch.Tensor) -> torch.Tensor:
+    """sRGB x in [0,1] times the linear-light gain g (sRGB ~ gamma 2.2), clipped; float32."""
+    return ((x.float().clamp(0, 1) ** 2.2) * g).clamp(0, 1) ** (1 / 2.2)
 
 
 def match_luma(x: torch.Tensor, want: float | torch.Tensor, rounds: int = 10) -> torch.Tensor:
     """x (B,3,H,W) sRGB in [0,1] under the one linear-light gain per image (sRGB ~ gamma 2.2)
     that gives it the mean luma ``want`` (a float or (B,)); clipping makes it non-linear, so
     a few fixed-point rounds. Returns float32."""
-    lin = x.float().clamp(0, 1) ** 2.2
     want = torch.as_tensor(want, dtype=torch.float32, device=x.device).reshape(-1, 1, 1, 1)
     g = torch.ones(x.shape[0], 1, 1, 1, device=x.device)
     for _ in range(rounds):
-        cur = C.luma((lin * g).clamp(0, 1) ** (1 / 2.2)).mean((1, 2, 3), keepdim=True)
-        g = g * want / cur.clamp_min(1e-6)
-    return (lin * g).clamp(0, 1) ** (1 / 2.2)
+        g = g * want / C.luma(linear_gain(x, g)).mean((1, 2, 3), keepdim=True).clamp_min(1e-6)
+    return linear_gain(x, g)
 
 
 def tone_loss(
