@@ -160,6 +160,25 @@ def test_stage_steps_lower_the_loss(stage_name):
     assert sum(losses[-4:]) < 0.9 * sum(losses[:4]), losses
 
 
+def test_joint_loss_target_luma_takes_brightness_out_of_the_target():
+    """With target_luma, references that differ only in exposure give (almost) one loss."""
+    from lumen_cli.pipelines.kind import joint_loss
+
+    nets = {n: net.eval() for n, net in tiny_nets().items()}
+    high = smooth_image(2, 32, 32, seed=4) * 0.5 + 0.1
+    darker = ((high**2.2) * 0.5) ** (1 / 2.2)
+    low = high * 0.15
+
+    def loss(ref, **kw):
+        torch.manual_seed(7)  # same crops
+        with torch.no_grad():
+            return float(joint_loss(nets, {"low": low, "high": ref}, 0, noise_p=0, **kw)[0])
+
+    a, b = loss(high, target_luma=0.4), loss(darker, target_luma=0.4)
+    assert abs(a - b) < 0.02 * a
+    assert abs(loss(darker) - b) > 0.05 * b
+
+
 # -- pipeline -------------------------------------------------------------------------------
 def test_pipeline_enhance_decompose_and_determinism():
     pipe = KinDPipeline(tiny_nets())

@@ -107,6 +107,7 @@ from lumen_cli.pipelines.tone import (
     curves_for,
     highlight_rolloff,
     lift_illumination,
+    match_luma,
     tone_noise,
     tone_reflectance,
     tone_stage,
@@ -237,7 +238,9 @@ def adjustment_loss(nets, batch, step, identity_p: float = 0.15):
     return loss, logs
 
 
-def joint_loss(nets, batch, step, noise_p: float = 0.15, crop: int = 256):
+def joint_loss(
+    nets, batch, step, noise_p: float = 0.15, crop: int = 256, target_luma: float | None = None
+):
     """End-to-end fine-tuning (lumen addition): out = restore(R_in,L) · adjust(L, α̂), α̂ from
     the ratio net on the low image; L1 + (1 − SSIM) against I_high, plus the ratio net's own
     log α loss. Decom (and the tone net) frozen. R_in is R_low, or with a ``tone`` net the
@@ -246,8 +249,14 @@ def joint_loss(nets, batch, step, noise_p: float = 0.15, crop: int = 256):
 
     The stage loads whole images: the tone curves and the ratio net see the whole picture, as
     they do at inference (computing them on the crop taught the restoration net to undo the
-    difference), and then one random ``crop`` per image goes through the nets."""
+    difference), and then one random ``crop`` per image goes through the nets.
+
+    ``target_luma``: compare with I_high brought to this mean luma (``match_luma`` on the whole
+    image, as ``tone_loss`` does; the ratio net's target follows), so the nets are not asked for
+    the brightness of each training reference, which the low frame does not predict."""
     full_low, full_high = batch["low"], batch["high"]
+    if target_luma is not None:
+        full_high = match_luma(full_high.float(), target_luma).to(full_high.dtype)
     n = full_low.shape[0]
     with torch.no_grad():
         curves = curves_for(nets, full_low)
