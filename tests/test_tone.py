@@ -3,6 +3,8 @@ Retinex methods, plus fine-tuning with ``--init``."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from lumen_cli.nets.tone import ToneCurveNet, apply_curves, hold_shadow_balance
@@ -387,3 +389,30 @@ def test_highlight_rolloff_holds_highlights_keeps_hue_and_leaves_the_default_alo
     assert bool((d >= 0).all()) and float(d.max()) <= float(torch.diff(m[0, 0, :, 0]).max()) + 1e-6
     assert abs(float(f[-1]) - 1.0) < 1e-6
     assert float(T.highlight_rolloff(torch.full((1, 3, 1, 1), 3.0), e).max()) == 1.0
+
+
+def test_shadow_floor_lifts_black_by_b_and_leaves_brighter_values():
+    from lumen_cli.pipelines.tone import shadow_floor
+
+    x = torch.tensor([0.0, 4 / 255, 0.5, 1.0]).view(1, 1, 1, 4).expand(1, 3, 1, 4)
+    y = shadow_floor(x, b=4 / 255, tau=4 / 255)
+    assert torch.allclose(y[..., 0], torch.full((1, 3, 1), 4 / 255))
+    assert torch.allclose(y[..., 1], torch.full((1, 3, 1), 4 / 255 + 4 / 255 * math.exp(-1)))
+    assert torch.allclose(y[..., 2:], x[..., 2:], atol=1e-6)
+    assert torch.equal(shadow_floor(x, b=0), x)
+
+
+def test_denoise_by_gain_smooths_only_where_the_gain_is_high():
+    from lumen_cli.pipelines.tone import denoise_by_gain
+
+    g = torch.Generator().manual_seed(0)
+    noise = 0.04 * torch.randn(1, 1, 32, 64, generator=g)
+    out = (0.5 + noise).expand(1, 3, 32, 64).clone()
+    x_in = torch.full((1, 3, 32, 64), 0.5)
+    x_in[..., :32] = 0.5 / 40  # left half: the output is the input amplified 40x
+    y = denoise_by_gain(x_in, out, k=0.5)
+    left, right = (y - 0.5)[..., 4:-4, 4:28].std(), (y - 0.5)[..., 4:-4, 36:60].std()
+    assert left < 0.5 * noise[..., 4:-4, 4:28].std()  # strong where the gain was ~40
+    assert right > 0.95 * noise[..., 4:-4, 36:60].std()  # nearly untouched at gain ~1
+    assert torch.allclose(y[:, 0], y[:, 1]) and torch.allclose(y[:, 1], y[:, 2])  # hue kept
+    assert torch.equal(denoise_by_gain(x_in, out, k=0), out)
