@@ -29,6 +29,8 @@ CHROMA_SIGMA = 3.0  # chroma noise reduction of T(x), see toned()
 ANCHOR_SIGMA = 2.0  # see anchor_detail; opts.extra["anchor"] overrides it (0: off)
 DENOISE_K = 2.5  # luma denoising strength in units of the measured noise, see denoise_luma
 NOISE_CROP = 512  # tone_noise measures the noise on a centre crop of this size
+SHADOW_FLOOR = (4 / 255, 4 / 255)  # (b, τ) of shadow_floor, chosen on every 7th sice/train pair
+GAIN_DENOISE_K = 0.5  # strength of denoise_by_gain, chosen on every 7th sice/train pair
 EXPOSURE_JITTER = (-0.7, 0.5)  # log of the linear-light gain applied to training inputs
 
 
@@ -174,10 +176,15 @@ def denoise_luma(x: torch.Tensor, noise: float | torch.Tensor, k: float = DENOIS
     if not bool((noise > 0).any()):
         return x
     eps = (k * noise.clamp_min(1e-4)).square().view(-1, 1, 1, 1)
+    on = (noise > 0).view(-1, 1, 1, 1)
+    return torch.where(on, guided_luma(x, 2, eps), x.float()).clamp(0, 1)
+
+
+def guided_luma(x: torch.Tensor, r: int, eps) -> torch.Tensor:
+    """x (B,3,h,w) with its luma self-guided filtered (radius r, ε scalar, (B,1,1,1) or a
+    per-pixel map): the luma change is added to all three channels, so hue is kept. Unclamped."""
     y = C.luma(x.float())
-    yd = C.guided_filter(y, y, r=2, eps=eps)
-    on = (noise > 0).float().view(-1, 1, 1, 1)
-    return (x.float() + on * (yd - y)).clamp(0, 1)
+    return x.float() + C.guided_filter(y, y, r=r, eps=eps) - y
 
 
 def lift_illumination(l_hat: torch.Tensor, x_toned: torch.Tensor) -> torch.Tensor:
@@ -236,27 +243,6 @@ def highlight_rolloff(x: torch.Tensor, exposure: float | None) -> torch.Tensor:
     return x * scale
 
 
-__all__ = [
-    "smooth_chroma",
-    "denoise_luma",
-    "tone_noise",
-    "anchor_detail",
-    "anchor_sigma",
-    "TONE_NET",
-    "tone_loss",
-    "tone_stage",
-    "curves_for",
-    "toned",
-    "lift_illumination",
-    "tone_reflectance",
-    "highlight_rolloff",
-]
-
-
-SHADOW_FLOOR = (4 / 255, 4 / 255)  # (b, τ) of shadow_floor, chosen on every 7th sice/train pair
-GAIN_DENOISE_K = 0.5  # strength of denoise_by_gain, chosen on every 7th sice/train pair
-
-
 def shadow_floor(x: torch.Tensor, b: float = SHADOW_FLOOR[0], tau: float = SHADOW_FLOOR[1]):
     """x + b·exp(−x/τ) on every channel of (B,3,h,w) sRGB x in [0,1]: lifts the deepest blacks
     by up to ``b`` and leaves values a few τ above 0 unchanged (the lift at x is b·e^(−x/τ)).
@@ -287,4 +273,23 @@ def denoise_by_gain(
     lo = C.luma(out.float())
     g = gaussian_blur(lo, sigma) / gaussian_blur(C.luma(x_in.float()), sigma).clamp_min(0.5 / 255)
     eps = (k * g / 255).square().clamp_min(1e-6)
-    return (out.float() + C.guided_filter(lo, lo, r=1, eps=eps) - lo).clamp(0, 1)
+    return guided_luma(out, 1, eps).clamp(0, 1)
+
+
+__all__ = [
+    "smooth_chroma",
+    "denoise_luma",
+    "tone_noise",
+    "anchor_detail",
+    "anchor_sigma",
+    "TONE_NET",
+    "tone_loss",
+    "tone_stage",
+    "curves_for",
+    "toned",
+    "lift_illumination",
+    "tone_reflectance",
+    "highlight_rolloff",
+    "shadow_floor",
+    "denoise_by_gain",
+]
