@@ -70,6 +70,18 @@ def test_enhance_shapes_ranges_and_seed():
     assert not torch.equal(out, other)
 
 
+def test_shadow_post_steps_are_the_last_step():
+    from lumen_cli.pipelines.tone import finish_shadows
+
+    pipe = DiffRetinexPipeline(tiny_nets())
+    x = image(48, 64) * 0.2
+    off = EnhanceOptions(steps=2, extra={"post": False})
+    y_off = enhance_image(pipe, x, off, tile=None, precision="fp32")
+    y = enhance_image(pipe, x, EnhanceOptions(steps=2), tile=None, precision="fp32")
+    assert not torch.equal(y, y_off)
+    assert torch.allclose(y, finish_shadows(x, y_off, EnhanceOptions()), atol=1e-5)
+
+
 def test_tiles_see_the_same_noise_and_illumination():
     pipe = DiffRetinexPipeline(tiny_nets())
     x = image(64, 64)

@@ -201,6 +201,30 @@ def test_pipeline_enhance_decompose_and_determinism():
         assert z.shape == x.shape and 0 <= z.min() and z.max() <= 1 and not torch.equal(z, y)
 
 
+def test_shadow_post_steps_finish_the_tone_prior_pipeline_only():
+    """With a tone net (lite) the output is finish_shadows of the plain product; ``post``
+    False gives that product; without a tone net (paper) nothing changes."""
+    from lumen_cli.pipelines.run import enhance_image
+    from lumen_cli.pipelines.tone import TONE_NET, denoise_by_gain, shadow_floor
+
+    x = smooth_image(1, 32, 48, seed=9) * 0.1
+    x[..., :8, :] = 0  # a black band: T(0) = 0
+    nets = tiny_nets()
+    plain = KinDPipeline(dict(nets))
+    off = EnhanceOptions(extra={"post": False})
+
+    def run(pipe, opts):
+        return enhance_image(pipe, x, opts, tile=None, precision="fp32")
+
+    assert torch.equal(run(plain, EnhanceOptions()), run(plain, off))
+    torch.manual_seed(1)
+    lite = KinDPipeline({**nets, "tone": build_net(*TONE_NET)})
+    y_off, y = run(lite, off), run(lite, EnhanceOptions())
+    assert torch.allclose(y, shadow_floor(denoise_by_gain(x, y_off)), atol=1e-5)
+    dark = y_off < 1 / 255
+    assert dark.any() and (y[dark] > y_off[dark] + 2 / 255).all()  # blacks lifted to a grey
+
+
 def test_exposure_scales_the_light_ratio():
     pipe = KinDPipeline(tiny_nets())
     x = smooth_image(1, 32, 32, seed=6) * 0.2
