@@ -179,6 +179,31 @@ def test_joint_loss_target_luma_takes_brightness_out_of_the_target():
     assert abs(loss(darker) - b) > 0.05 * b
 
 
+def test_joint_loss_post_compares_the_finished_output():
+    """post=True: the loss sees finish_shadows' output, and gradients pass through it to the
+    trained nets; without a tone net (no post-step at inference) the loss is unchanged."""
+    from lumen_cli.pipelines.kind import joint_loss
+    from lumen_cli.pipelines.tone import TONE_NET
+
+    torch.manual_seed(2)
+    nets = {n: net.eval() for n, net in tiny_nets().items()}
+    high = smooth_image(1, 32, 32, seed=3) * 0.5
+    low = high * 0.1
+
+    def loss(ns, **kw):
+        torch.manual_seed(7)  # same crops
+        with torch.no_grad():
+            return float(joint_loss(ns, {"low": low, "high": high}, 0, noise_p=0, **kw)[0])
+
+    assert loss(nets, post=True) == loss(nets)
+    lite = {**nets, "tone": build_net(*TONE_NET).eval()}
+    assert loss(lite, post=True) != loss(lite)
+    params = [p for n in ("restore", "adjust", "ratio") for p in lite[n].parameters()]
+    torch.manual_seed(7)
+    joint_loss(lite, {"low": low, "high": high}, 0, noise_p=0, post=True)[0].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
+
+
 # -- pipeline -------------------------------------------------------------------------------
 def test_pipeline_enhance_decompose_and_determinism():
     pipe = KinDPipeline(tiny_nets())

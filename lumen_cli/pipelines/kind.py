@@ -112,10 +112,12 @@ from lumen_cli.pipelines.tone import (
     anchor_detail,
     anchor_sigma,
     curves_for,
+    denoise_by_gain,
     finish_shadows,
     highlight_rolloff,
     lift_illumination,
     match_luma,
+    shadow_floor,
     tone_noise,
     tone_reflectance,
     tone_stage,
@@ -247,7 +249,13 @@ def adjustment_loss(nets, batch, step, identity_p: float = 0.15):
 
 
 def joint_loss(
-    nets, batch, step, noise_p: float = 0.15, crop: int = 256, target_luma: float | None = None
+    nets,
+    batch,
+    step,
+    noise_p: float = 0.15,
+    crop: int = 256,
+    target_luma: float | None = None,
+    post: bool = False,
 ):
     """End-to-end fine-tuning (lumen addition): out = restore(R_in,L) · adjust(L, α̂), α̂ from
     the ratio net on the low image; L1 + (1 − SSIM) against I_high, plus the ratio net's own
@@ -261,7 +269,10 @@ def joint_loss(
 
     ``target_luma``: compare with I_high brought to this mean luma (``match_luma`` on the whole
     image, as ``tone_loss`` does; the ratio net's target follows), so the nets are not asked for
-    the brightness of each training reference, which the low frame does not predict."""
+    the brightness of each training reference, which the low frame does not predict.
+
+    ``post``: compare the output after ``tone.finish_shadows`` (the last inference step), so
+    the restoration net learns what those fixed post-steps leave to it."""
     full_low, full_high = batch["low"], batch["high"]
     if target_luma is not None:
         full_high = match_luma(full_high.float(), target_luma).to(full_high.dtype)
@@ -292,6 +303,8 @@ def joint_loss(
     if curves is not None:
         r_hat = anchor_detail(r_hat, r_in, ANCHOR_SIGMA)
     out = r_hat * l_hat
+    if post and curves is not None:
+        out = shadow_floor(denoise_by_gain(low, out.clamp(0, 1)))
     l1 = (out - high).abs().mean()
     ss = _ssim_loss(out, high)
     rl = F.smooth_l1_loss(log_a, target_log_a, beta=0.1)
