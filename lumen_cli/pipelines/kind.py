@@ -112,12 +112,10 @@ from lumen_cli.pipelines.tone import (
     anchor_detail,
     anchor_sigma,
     curves_for,
-    denoise_by_gain,
     finish_shadows,
     highlight_rolloff,
     lift_illumination,
     match_luma,
-    shadow_floor,
     tone_noise,
     tone_reflectance,
     tone_stage,
@@ -304,7 +302,7 @@ def joint_loss(
         r_hat = anchor_detail(r_hat, r_in, ANCHOR_SIGMA)
     out = r_hat * l_hat
     if post and curves is not None:
-        out = shadow_floor(denoise_by_gain(low, out.clamp(0, 1)))
+        out = finish_shadows(low, out.clamp(0, 1))
     l1 = (out - high).abs().mean()
     ss = _ssim_loss(out, high)
     rl = F.smooth_l1_loss(log_a, target_log_a, beta=0.1)
