@@ -230,7 +230,7 @@ def test_shadow_post_steps_finish_the_tone_prior_pipeline_only():
     """With a tone net (lite) the output is finish_shadows of the plain product; ``post``
     False gives that product; without a tone net (paper) nothing changes."""
     from lumen_cli.pipelines.run import enhance_image
-    from lumen_cli.pipelines.tone import TONE_NET, denoise_by_gain, shadow_floor
+    from lumen_cli.pipelines.tone import TONE_NET, dct_deblock, shadow_floor
 
     x = smooth_image(1, 32, 48, seed=9) * 0.1
     x[..., :8, :] = 0  # a black band: T(0) = 0
@@ -245,7 +245,7 @@ def test_shadow_post_steps_finish_the_tone_prior_pipeline_only():
     torch.manual_seed(1)
     lite = KinDPipeline({**nets, "tone": build_net(*TONE_NET)})
     y_off, y = run(lite, off), run(lite, EnhanceOptions())
-    assert torch.allclose(y, shadow_floor(denoise_by_gain(x, y_off)), atol=1e-5)
+    assert torch.allclose(y, shadow_floor(dct_deblock(x, y_off)), atol=1e-5)
     dark = y_off < 1 / 255
     assert dark.any() and (y[dark] > y_off[dark] + 2 / 255).all()  # blacks lifted to a grey
 

@@ -402,17 +402,37 @@ def test_shadow_floor_lifts_black_by_b_and_leaves_brighter_values():
     assert torch.equal(shadow_floor(x, b=0), x)
 
 
-def test_denoise_by_gain_smooths_only_where_the_gain_is_high():
-    from lumen_cli.pipelines.tone import denoise_by_gain
-
+def test_window_dct_is_the_dct_of_every_window_and_window_idct_its_adjoint():
+    n = 4
+    m = T.dct_matrix(n)
+    assert torch.allclose(m @ m.T, torch.eye(n), atol=1e-6)  # orthonormal
     g = torch.Generator().manual_seed(0)
-    noise = 0.04 * torch.randn(1, 1, 32, 64, generator=g)
-    out = (0.5 + noise).expand(1, 3, 32, 64).clone()
-    x_in = torch.full((1, 3, 32, 64), 0.5)
-    x_in[..., :32] = 0.5 / 40  # left half: the output is the input amplified 40x
-    y = denoise_by_gain(x_in, out, k=0.5)
-    left, right = (y - 0.5)[..., 4:-4, 4:28].std(), (y - 0.5)[..., 4:-4, 36:60].std()
-    assert left < 0.5 * noise[..., 4:-4, 4:28].std()  # strong where the gain was ~40
-    assert right > 0.95 * noise[..., 4:-4, 36:60].std()  # nearly untouched at gain ~1
-    assert torch.allclose(y[:, 0], y[:, 1]) and torch.allclose(y[:, 1], y[:, 2])  # hue kept
-    assert torch.equal(denoise_by_gain(x_in, out, k=0), out)
+    y = torch.rand(1, 1, 9, 11, generator=g)
+    coef = T.window_dct(y, m)
+    assert coef.shape == (1, n * n, 6, 8)
+    for i, j in [(0, 0), (2, 5), (5, 7)]:
+        d = m @ y[0, 0, i : i + n, j : j + n] @ m.T  # d[v, u]: vertical v, horizontal u
+        assert torch.allclose(coef[0, :, i, j], d.T.reshape(-1), atol=1e-5)
+    z = torch.randn(coef.shape, generator=g)
+    assert torch.allclose((coef * z).sum(), (y * T.window_idct(z, m)).sum(), rtol=1e-4)
+
+
+def test_dct_deblock_removes_amplified_block_steps_only_where_the_gain_is_high():
+    g = torch.Generator().manual_seed(0)
+    levels = 0.45 + 0.1 * torch.rand(1, 1, 4, 8, generator=g)
+    out = levels.repeat_interleave(8, 2).repeat_interleave(8, 3).expand(1, 3, 32, 64).clone()
+    x_in = out.clone()
+    x_in[..., :32] = out[..., :32] / 30  # left half: the output is the input amplified 30x
+    y = T.dct_deblock(x_in, out)
+
+    def steps(t, c0, c1):  # mean |horizontal step| across the block edges of columns c0..c1
+        d = (t[..., 4:-4, 1:] - t[..., 4:-4, :-1]).abs()
+        return d[..., [c - 1 for c in range(c0, c1, 8)]].mean()
+
+    assert steps(y, 8, 25) < 0.5 * steps(out, 8, 25)  # flattened where the gain was ~30
+    assert (y - out)[..., 4:-4, 40:].abs().max() < 1 / 255  # within an 8-bit level at gain ~1
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    assert torch.allclose(T.dct_deblock(flat / 20, flat), flat, atol=1e-6)  # a flat image stays
+    assert torch.equal(T.dct_deblock(x_in, out, k=0), out)
+    tiny = torch.rand(1, 3, 5, 6, generator=g)  # smaller than a window: replicate padding
+    assert T.dct_deblock(tiny / 10, tiny).shape == tiny.shape
