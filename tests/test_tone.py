@@ -436,3 +436,22 @@ def test_dct_deblock_removes_amplified_block_steps_only_where_the_gain_is_high()
     assert torch.equal(T.dct_deblock(x_in, out, k=0), out)
     tiny = torch.rand(1, 3, 5, 6, generator=g)  # smaller than a window: replicate padding
     assert T.dct_deblock(tiny / 10, tiny).shape == tiny.shape
+
+
+def test_dct_deblock_strips_do_not_change_the_result(monkeypatch):
+    g = torch.Generator().manual_seed(1)
+    out = torch.rand(2, 3, 45, 37, generator=g)
+    x_in = out / (1 + 20 * torch.rand(2, 1, 45, 37, generator=g))
+    monkeypatch.setattr(T, "DEBLOCK_STRIP", 1000)  # one strip: every window at once
+    whole = T.dct_deblock(x_in, out)
+    for strip in (1, 5, 32):  # strip edges inside, at and past the image's rows
+        monkeypatch.setattr(T, "DEBLOCK_STRIP", strip)
+        assert torch.allclose(T.dct_deblock(x_in, out), whole, atol=1e-6)
+    assert (whole - out).abs().max() > 1 / 255  # the case is not trivial: it did change
+
+
+def test_dct_deblock_passes_gradients_to_the_output():
+    g = torch.Generator().manual_seed(2)
+    out = torch.rand(1, 3, 20, 24, generator=g).requires_grad_()
+    T.dct_deblock(out.detach() / 10, out).sum().backward()
+    assert out.grad is not None and torch.isfinite(out.grad).all() and out.grad.abs().sum() > 0

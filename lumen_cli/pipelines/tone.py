@@ -35,6 +35,7 @@ NOISE_CROP = 512  # tone_noise measures the noise on a centre crop of this size
 SHADOW_FLOOR = (4 / 255, 4 / 255)  # (b, τ) of shadow_floor, chosen on every 7th sice/train pair
 DEBLOCK_K = 1.5  # threshold of dct_deblock in units of the local gain, chosen on sice/train
 DEBLOCK_BLOCK = 8  # its DCT window: JPEG's block size
+DEBLOCK_STRIP = 32  # window rows per pass of dct_deblock (speed only: same result)
 EXPOSURE_JITTER = (-0.7, 0.5)  # log of the linear-light gain applied to training inputs
 
 
@@ -280,10 +281,13 @@ def dct_matrix(n: int = DEBLOCK_BLOCK) -> torch.Tensor:
 
 def window_dct(y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """2-D DCT of every n x n window of y (1,1,H,W) (stride 1, 'valid'), computed separably:
-    (1, n², H−n+1, W−n+1), channel u·n + v = horizontal frequency u, vertical v (0: the DC)."""
+    (1, n², H−n+1, W−n+1), channel u·n + v = horizontal frequency u, vertical v (0: the DC).
+    The vertical pass treats the n horizontal-frequency maps as a batch (a dense 1 -> n conv,
+    faster on oneDNN than the equivalent grouped conv)."""
     n = m.shape[0]
     rows = F.conv2d(y, m.view(n, 1, 1, n))  # (1, n, H, W−n+1)
-    return F.conv2d(rows, m.view(n, 1, n, 1).repeat(n, 1, 1, 1), groups=n)
+    _, _, h, w = rows.shape
+    return F.conv2d(rows.view(n, 1, h, w), m.view(n, 1, n, 1)).view(1, n * n, h - n + 1, w)
 
 
 def window_idct(coef: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
@@ -320,15 +324,20 @@ def dct_deblock(
     with torch.autocast(out.device.type, enabled=False):
         t = F.avg_pool2d(F.pad(k * local_gain(x_in, out) / 255, (p, p, p, p), mode=mode), n, 1)
         res = torch.empty(B, ch, H, W, device=out.device)
-        for b in range(B):  # one channel at a time: n² coefficient maps per pixel
-            for c in range(ch):
+        hw = H + p  # rows of window origins
+        for b in range(B):  # one channel at a time, windows in strips of DEBLOCK_STRIP rows:
+            for c in range(ch):  # the n² coefficient maps of a strip stay in the CPU's cache
                 y = F.pad(out[b : b + 1, c : c + 1].float(), (p, p, p, p), mode=mode)
-                coef = window_dct(y, m)  # (1, n², H+p, W+p): every window's coefficients
-                keep = coef.abs() >= t[b : b + 1]
-                keep[:, 0] = True
-                w = keep.sum(1, keepdim=True, dtype=torch.float32).reciprocal_()
-                num = window_idct(coef.mul_(keep).mul_(w), m)
-                res[b, c] = (num / F.conv_transpose2d(w, ones))[0, 0, p : p + H, p : p + W]
+                num = torch.zeros_like(y)
+                wts = torch.empty(1, 1, hw, W + p, device=out.device)
+                for r0 in range(0, hw, DEBLOCK_STRIP):
+                    r1 = min(r0 + DEBLOCK_STRIP, hw)
+                    coef = window_dct(y[..., r0 : r1 + p, :], m)  # (1, n², r1−r0, W+p)
+                    keep = coef.detach().abs().ge_(t[b : b + 1, :, r0:r1])  # float 0/1: faster
+                    keep[:, 0] = 1
+                    w = wts[..., r0:r1, :] = keep.sum(1, keepdim=True).reciprocal_()
+                    num[..., r0 : r1 + p, :] += window_idct(coef.mul_(keep).mul_(w), m)
+                res[b, c] = (num / F.conv_transpose2d(wts, ones))[0, 0, p : p + H, p : p + W]
     return res.clamp(0, 1)
 
 
