@@ -433,7 +433,7 @@ def test_dct_deblock_removes_amplified_block_steps_only_where_the_gain_is_high()
     assert (y - out)[..., 4:-4, 40:].abs().max() < 1 / 255  # within an 8-bit level at gain ~1
     flat = torch.full((1, 3, 16, 16), 0.3)
     assert torch.allclose(T.dct_deblock(flat / 20, flat), flat, atol=1e-6)  # a flat image stays
-    assert torch.equal(T.dct_deblock(x_in, out, k=0), out)
+    assert torch.equal(T.dct_deblock(x_in, out, k=0, kc=0), out)
     tiny = torch.rand(1, 3, 5, 6, generator=g)  # smaller than a window: replicate padding
     assert T.dct_deblock(tiny / 10, tiny).shape == tiny.shape
 
@@ -455,3 +455,25 @@ def test_dct_deblock_passes_gradients_to_the_output():
     out = torch.rand(1, 3, 20, 24, generator=g).requires_grad_()
     T.dct_deblock(out.detach() / 10, out).sum().backward()
     assert out.grad is not None and torch.isfinite(out.grad).all() and out.grad.abs().sum() > 0
+
+
+def test_dct_deblock_thresholds_chroma_apart_from_luma():
+    from lumen_cli.pipelines.base import rgb_to_ycbcr, ycbcr_to_rgb
+
+    g = torch.Generator().manual_seed(3)
+    ycc = torch.zeros(1, 3, 32, 32)
+    ycc[:, 0] = 0.5  # flat luma; Cb and Cr in 8x8 tiles with steps between them
+    ycc[:, 1:] = (
+        (0.04 * torch.rand(1, 2, 4, 4, generator=g)).repeat_interleave(8, 2).repeat_interleave(8, 3)
+    )
+    out = ycbcr_to_rgb(ycc).clamp(0, 1)
+    x_in = out / 30  # brightened 30x
+    chroma = rgb_to_ycbcr(out)[:, 1:]
+
+    def steps(t):  # mean |horizontal chroma step| across the block edges
+        d = rgb_to_ycbcr(t)[:, 1:, 4:-4]
+        return (d[..., 1:] - d[..., :-1]).abs()[..., [7, 15, 23]].mean()
+
+    luma_only = T.dct_deblock(x_in, out, kc=0)
+    assert torch.allclose(rgb_to_ycbcr(luma_only)[:, 1:], chroma, atol=1e-5)  # chroma untouched
+    assert steps(T.dct_deblock(x_in, out)) < 0.5 * steps(out)  # the chroma threshold flattens

@@ -58,12 +58,13 @@ x0 (see ``PRESETS``), which keeps few-step samples clean (an eps error is amplif
 sqrt(1/a_bar - 1), up to 12x (RDA) and 150x (IDA) at the noisy end).
 
 The last step with a tone net is ``tone.finish_shadows`` (2026-12-03, weights unchanged;
-``opts.extra["post"]`` False: off), chosen for kind-lite (see ``lumen_cli.pipelines.kind``) and
-not re-tuned: sice/val (20 steps) 22.81 / 0.7874 -> 0.7992 SSIM (``lumen eval``; 0.7947 with
-the guided filter that its DCT deblocking replaced). On every 7th sice/train pair a stronger
-threshold would suit diff-retinex (k 2: 0.8057 against 0.8044 at kind's 1.5), but the
-last method-specific constant tried (the replaced guided filter's strength: its train optimum
-took val from 0.7947 to 0.7932) did not carry over, so both methods keep kind's.
+``opts.extra["post"]`` False: off), with one set of constants for both methods (see
+``tone.finish_shadows``): sice/val (20 steps) 22.81 / 0.7874 -> 0.7996 SSIM on cached outputs
+(0.7992 with RGB planes, 0.7947 with the guided filter that its DCT deblocking replaced). On
+every 7th sice/train pair a stronger luma threshold would suit diff-retinex a little more
+(k 2: 0.8067 against 0.8063 at the shared 1.75), but the last method-specific constant tried
+(the replaced guided filter's strength: its train optimum took val from 0.7947 to 0.7932) did
+not carry over, so both methods share theirs.
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ ANCHOR_SIGMA = 2.0  # see anchor_detail; opts.extra["anchor"] overrides it (0: o
 DENOISE_K = 2.5  # luma denoising strength in units of the measured noise, see denoise_luma
 NOISE_CROP = 512  # tone_noise measures the noise on a centre crop of this size
 SHADOW_FLOOR = (4 / 255, 4 / 255)  # (b, τ) of shadow_floor, chosen on every 7th sice/train pair
-DEBLOCK_K = 1.5  # threshold of dct_deblock in units of the local gain, chosen on sice/train
+DEBLOCK_K = 1.75  # luma threshold of dct_deblock in units of the local gain, chosen on sice/train
+DEBLOCK_KC = 3.0  # its chroma (Cb, Cr) threshold, chosen alike
 DEBLOCK_BLOCK = 8  # its DCT window: JPEG's block size
 DEBLOCK_STRIP = 32  # window rows per pass of dct_deblock (speed only: same result)
 EXPOSURE_JITTER = (-0.7, 0.5)  # log of the linear-light gain applied to training inputs
@@ -298,47 +299,66 @@ def window_idct(coef: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return F.conv_transpose2d(cols, m.view(n, 1, 1, n))
 
 
+def deblock_plane(y: torch.Tensor, t: torch.Tensor, n: int = DEBLOCK_BLOCK) -> torch.Tensor:
+    """Sliding-window n x n DCT hard thresholding of one plane y (1,1,H,W) with a per-pixel
+    threshold t (1,1,H,W): every window (stride 1) keeps its DC and the coefficients at least as
+    large as the mean of t over the window, and the windows are averaged back with weights
+    1 / (coefficients kept). Float32, autocast off; windows go in strips of DEBLOCK_STRIP rows
+    so that a strip's n² coefficient maps stay in the CPU's cache."""
+    _, _, H, W = y.shape
+    p = n - 1
+    mode = "reflect" if min(H, W) > p else "replicate"
+    m = dct_matrix(n).to(y.device)
+    with torch.autocast(y.device.type, enabled=False):
+        t = F.avg_pool2d(F.pad(t.float(), (p, p, p, p), mode=mode), n, 1)
+        y = F.pad(y.float(), (p, p, p, p), mode=mode)
+        num = torch.zeros_like(y)
+        wts = torch.empty(1, 1, H + p, W + p, device=y.device)
+        for r0 in range(0, H + p, DEBLOCK_STRIP):  # rows of window origins
+            r1 = min(r0 + DEBLOCK_STRIP, H + p)
+            coef = window_dct(y[..., r0 : r1 + p, :], m)  # (1, n², r1−r0, W+p)
+            keep = coef.detach().abs().ge_(t[..., r0:r1, :])  # float 0/1: faster than bool
+            keep[:, 0] = 1
+            w = wts[..., r0:r1, :] = keep.sum(1, keepdim=True).reciprocal_()
+            num[..., r0 : r1 + p, :] += window_idct(coef.mul_(keep).mul_(w), m)
+        den = F.conv_transpose2d(wts, torch.ones(1, 1, n, n, device=y.device))
+        return (num / den)[..., p : p + H, p : p + W]
+
+
 def dct_deblock(
-    x_in: torch.Tensor, out: torch.Tensor, k: float = DEBLOCK_K, n: int = DEBLOCK_BLOCK
+    x_in: torch.Tensor,
+    out: torch.Tensor,
+    k: float = DEBLOCK_K,
+    kc: float = DEBLOCK_KC,
+    n: int = DEBLOCK_BLOCK,
 ) -> torch.Tensor:
     """Sliding-window DCT hard thresholding (Yu & Sapiro, "DCT image denoising: a simple and
-    effective image denoising algorithm", IPOL 2011) of each channel of the output ``out``,
-    with a per-pixel threshold k · g / 255, g = ``local_gain`` from x_in to out: every n x n
-    window (stride 1) keeps its DC and the DCT coefficients at least as large as the window's
-    mean threshold, and the windows are averaged back with weights 1 / (coefficients kept).
-    x_in, out: (B,3,h,w) in [0,1]; returns (B,3,h,w) in [0,1]; k 0: ``out``.
+    effective image denoising algorithm", IPOL 2011) of the output ``out`` in JPEG's YCbCr:
+    ``deblock_plane`` of Y with the per-pixel threshold k · g / 255 and of Cb and Cr with
+    kc · g / 255, g = ``local_gain`` from x_in to out. x_in, out: (B,3,h,w) in [0,1]; returns
+    (B,3,h,w) in [0,1]; k and kc 0: ``out``.
 
     Why: brightening a dim JPEG by 10-30x turns its 8x8 blocks (the coefficients that JPEG
     zeroed) and its noise into flat tiles with steps between them, which the reference does not
     have; the windows of a sliding grid do not line up with JPEG's, so their average removes the
     steps, and the threshold follows the gain, so bright inputs are left nearly untouched. An
-    edge-preserving filter keeps exactly those steps (the guided filter it replaced). Reach:
-    n − 1 px plus the gain blur."""
-    if k <= 0:
+    edge-preserving filter keeps exactly those steps (the guided filter it replaced). JPEG
+    quantises (and subsamples) Cb and Cr more coarsely than Y, hence the larger chroma threshold;
+    like Yu & Sapiro's colour version, the planes are decorrelated first. Reach: n − 1 px plus
+    the gain blur."""
+    if k <= 0 and kc <= 0:
         return out
-    B, ch, H, W = out.shape
-    p = n - 1
-    mode = "reflect" if min(H, W) > p else "replicate"
-    m = dct_matrix(n).to(out.device)
-    ones = torch.ones(1, 1, n, n, device=out.device)
     with torch.autocast(out.device.type, enabled=False):
-        t = F.avg_pool2d(F.pad(k * local_gain(x_in, out) / 255, (p, p, p, p), mode=mode), n, 1)
-        res = torch.empty(B, ch, H, W, device=out.device)
-        hw = H + p  # rows of window origins
-        for b in range(B):  # one channel at a time, windows in strips of DEBLOCK_STRIP rows:
-            for c in range(ch):  # the n² coefficient maps of a strip stay in the CPU's cache
-                y = F.pad(out[b : b + 1, c : c + 1].float(), (p, p, p, p), mode=mode)
-                num = torch.zeros_like(y)
-                wts = torch.empty(1, 1, hw, W + p, device=out.device)
-                for r0 in range(0, hw, DEBLOCK_STRIP):
-                    r1 = min(r0 + DEBLOCK_STRIP, hw)
-                    coef = window_dct(y[..., r0 : r1 + p, :], m)  # (1, n², r1−r0, W+p)
-                    keep = coef.detach().abs().ge_(t[b : b + 1, :, r0:r1])  # float 0/1: faster
-                    keep[:, 0] = 1
-                    w = wts[..., r0:r1, :] = keep.sum(1, keepdim=True).reciprocal_()
-                    num[..., r0 : r1 + p, :] += window_idct(coef.mul_(keep).mul_(w), m)
-                res[b, c] = (num / F.conv_transpose2d(wts, ones))[0, 0, p : p + H, p : p + W]
-    return res.clamp(0, 1)
+        g = local_gain(x_in, out) / 255
+        ycc = rgb_to_ycbcr(out)
+        res = torch.empty_like(ycc)
+        for b in range(out.shape[0]):  # one plane at a time: n² coefficient maps per pixel
+            for c, kk in enumerate((k, kc, kc)):
+                plane = ycc[b : b + 1, c : c + 1]
+                res[b : b + 1, c : c + 1] = (
+                    deblock_plane(plane, kk * g[b : b + 1], n) if kk > 0 else plane
+                )
+        return ycbcr_to_rgb(res).clamp(0, 1)
 
 
 def finish_shadows(x_in: torch.Tensor, out: torch.Tensor, opts=None) -> torch.Tensor:
@@ -347,13 +367,18 @@ def finish_shadows(x_in: torch.Tensor, out: torch.Tensor, opts=None) -> torch.Te
     (``opts`` None: on, as the training losses use it).
     Reach: the gain blur (σ 3 px, about 12 px) plus the 8 px DCT windows, inside the tiles'
     32 px overlap.
-    Measured with unchanged weights on sice/val (2026-12-03, ``lumen eval``): kind-lite 0.7922
-    -> 0.7998 SSIM, diff-retinex-lite (20 steps) 0.7874 -> 0.7992 (with the gain-adaptive
-    guided luma filter that ``dct_deblock`` replaced: 0.7965 / 0.7947). The constants were
-    chosen on every 7th sice/train pair with kind-lite's outputs (k 1 / 1.25 / 1.5 / 2, luma
-    only: 0.7974 / 0.7988 / 0.7992 / 0.7986; per channel k 1.25 / 1.5 / 2: 0.7992 / 0.7997 /
-    0.7995; the guided filter 0.7946); a Wiener second pass, JPEG-table-shaped thresholds,
-    uniform window weights and black floors b 2 or 6 / 255 did not do better there."""
+    Chosen on every 7th sice/train pair (40 pairs, cached pre-post outputs of the shipped
+    weights; SSIM kind-lite / diff-retinex-lite at 20 steps; 2026-12-03): the gain-adaptive
+    guided luma filter that came first 0.7946 / –; RGB planes, k 1.5: 0.7998 / 0.8045 (RGB, k
+    1 / 1.25 / 2 and luma only were lower for kind-lite); YCbCr planes (``dct_deblock`` now),
+    k / kc 1.5 / 1.5: 0.8012 / 0.8051; 1.5 / 3: 0.8014 / –; 1.75 / 3: **0.8015 / 0.8063**;
+    2 / 3: – / 0.8067; chroma at half resolution (as JPEG stores it) 1.5 / 3: 0.8013 / 0.8058,
+    1.75 / 3: 0.8013 / 0.8067, 2 / 3: 0.8009 / 0.8071 (not taken: per-tile pooling grids);
+    Yu & Sapiro's opponent colour transform 1.5 / 1.5: 0.7985 / 0.7995. One constant pair
+    for both methods, the best mean of the two. A Wiener second pass, JPEG-table-shaped
+    thresholds, uniform window weights and black floors b 2 or 6 / 255 did not do better
+    (RGB planes). sice/val with the same cached outputs: kind-lite 0.7998 (RGB) -> 0.8009,
+    diff-retinex-lite 0.7992 -> 0.7996; before any post-step 0.7922 / 0.7874."""
     if opts is not None and not opts.extra.get("post", True):
         return out
     return shadow_floor(dct_deblock(x_in, out))
@@ -376,6 +401,7 @@ __all__ = [
     "shadow_floor",
     "local_gain",
     "dct_matrix",
+    "deblock_plane",
     "dct_deblock",
     "finish_shadows",
 ]
