@@ -90,14 +90,14 @@ after 1000 of the 3000 steps it stood at 23.01 / 0.7935), every 7th training pai
 0.7851 (their brightness is no longer fitted); LOL eval15 output mean luma 88-130 -> 95-114.
 
 The last step of the tone-prior pipeline (2026-12-03, weights unchanged) is
-``tone.finish_shadows``: a gain-adaptive deblocking / denoising (sliding-window DCT
-thresholds of Y, Cb and Cr that follow the local gain, ``tone.dct_deblock``) and a black floor of at most
+``tone.finish_shadows``: a gain-adaptive deblocking / denoising (sliding-window DCT thresholds
+of Y, Cb and Cr that follow the local gain, ``tone.dct_deblock``) and a black floor of at most
 4/255 (``opts.extra["post"]`` False: off). kind-lite's SSIM deficit sat in the darkest input
 regions (input luma < 0.04: a third of the pixels, 45% of the deficit), rendered too dark (the
-curves start at 0) and with the input's JPEG blocks and quantisation amplified into flat
-tiles. sice/val 22.86 / 0.7922 -> 0.8009 SSIM on cached outputs (0.7998 with RGB planes,
-0.7965 with the guided filter that the DCT step replaced), with the constants chosen on every
-7th sice/train pair; BENCHMARKS.md has the figures of record.
+curves start at 0) and with the input's JPEG blocks and quantisation amplified into flat tiles.
+sice/val 22.86 / 0.7922 -> 0.8009 SSIM on cached outputs (0.7998 with RGB planes, 0.7965 with
+the guided filter that the DCT step replaced), with the constants chosen on every 7th
+sice/train pair; BENCHMARKS.md has the figures of record.
 """
 
 from __future__ import annotations
