@@ -419,18 +419,21 @@ def test_window_dct_is_the_dct_of_every_window_and_window_idct_its_adjoint():
 
 def test_dct_deblock_removes_amplified_block_steps_only_where_the_gain_is_high():
     g = torch.Generator().manual_seed(0)
-    levels = 0.45 + 0.1 * torch.rand(1, 1, 4, 8, generator=g)
-    out = levels.repeat_interleave(8, 2).repeat_interleave(8, 3).expand(1, 3, 32, 64).clone()
+    levels = 0.45 + 0.1 * torch.rand(1, 1, 4, 12, generator=g)
+    out = levels.repeat_interleave(8, 2).repeat_interleave(8, 3).expand(1, 3, 32, 96).clone()
     x_in = out.clone()
-    x_in[..., :32] = out[..., :32] / 30  # left half: the output is the input amplified 30x
+    x_in[..., :48] = out[..., :48] / 30  # left half: the output is the input amplified 30x
     y = T.dct_deblock(x_in, out)
 
     def steps(t, c0, c1):  # mean |horizontal step| across the block edges of columns c0..c1
         d = (t[..., 4:-4, 1:] - t[..., 4:-4, :-1]).abs()
         return d[..., [c - 1 for c in range(c0, c1, 8)]].mean()
 
-    assert steps(y, 8, 25) < 0.5 * steps(out, 8, 25)  # flattened where the gain was ~30
-    assert (y - out)[..., 4:-4, 40:].abs().max() < 1 / 255  # within an 8-bit level at gain ~1
+    assert steps(y, 8, 33) < 0.5 * steps(out, 8, 33)  # flattened where the gain was ~30
+    # at gain ~1, past the reach (15 px windows + the gain blur): a fifth of an 8-bit level on
+    # average; the threshold (1.75 levels) softens only the faintest block edges, by < 3 levels
+    kept = (y - out)[..., 4:-4, 48 + 28 :].abs()
+    assert kept.mean() < 0.25 / 255 and kept.max() < 3 / 255
     flat = torch.full((1, 3, 16, 16), 0.3)
     assert torch.allclose(T.dct_deblock(flat / 20, flat), flat, atol=1e-6)  # a flat image stays
     assert torch.equal(T.dct_deblock(x_in, out, k=0, kc=0), out)

@@ -64,7 +64,8 @@ The last step with a tone net is ``tone.finish_shadows`` (2026-12-03, weights un
 every 7th sice/train pair a stronger luma threshold would suit diff-retinex a little more
 (k 2: 0.8067 against 0.8063 at the shared 1.75), but the last method-specific constant tried
 (the replaced guided filter's strength: its train optimum took val from 0.7947 to 0.7932) did
-not carry over, so both methods share theirs.
+not carry over, so both methods share theirs. With 16 x 16 DCT windows (2026-12-04, chosen
+alike on train for both methods) 0.8006 on the same kind of cached outputs (fp32).
 """
 
 from __future__ import annotations
