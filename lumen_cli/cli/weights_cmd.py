@@ -132,3 +132,38 @@ def push(
     entry = push_one(name, repo_id, token=token)
     typer.echo(f"{entry.name}: published at {entry.repo_id}@{entry.revision}")
     typer.echo(f"manifest updated: {manifest_path()}")
+
+
+@app.command()
+def convert(
+    method: str = typer.Argument(..., help="Method whose official checkpoint(s) to convert."),
+    sources: list[str] = typer.Argument(
+        ..., help="Official file(s) or checkpoint folder(s), as the authors distribute them."
+    ),
+    output: str = typer.Option(..., "-o", "--output", help="Safetensors file to write."),
+    register: str = typer.Option(
+        None, "--register", help="Also add a manifest entry of this name for the new file."
+    ),
+    license: str = typer.Option(
+        "see the authors' repository",
+        "--license",
+        help="Licence of the official weights, recorded in the manifest entry with --register.",
+    ),
+) -> None:
+    """Convert the authors' official checkpoint into lumen safetensors (the `paper` preset).
+
+    Pickled files are opened with torch.load(weights_only=True) and a small allow-list; no
+    code from a checkpoint is ever run. Use the result with `--weights OUT.safetensors`.
+    """
+    from lumen_cli.weights.convert import convert as run_convert
+
+    sha, result = run_convert(method, sources, output)
+    typer.echo(f"{output}: {method} preset {result.preset!r}, nets {', '.join(result.nets)}")
+    typer.echo(f"sha256 {sha}")
+    for k, v in result.notes.items():
+        typer.echo(f"note: {k}: {v}", err=True)
+    if register:
+        from lumen_cli.weights.manifest_write import register_checkpoint
+
+        entry = register_checkpoint(register, output, license=license)
+        typer.echo(f"manifest entry {entry.name!r} written")
