@@ -65,6 +65,12 @@ def train(
     out: Path = typer.Option(None, "--out", "-o", help="Run directory (created)."),
     val: Path = typer.Option(None, "--val", help="Validation pairs (low/, high/)."),
     config: Path = typer.Option(None, "--config", help="TOML file of settings."),
+    recipe: Path = typer.Option(
+        None,
+        "--recipe",
+        help="A recipe (recipes/NAME.toml): settings plus the [recipe] run flags (method, data, "
+        "val, ...) that rebuild a shipped weight file from scratch; flags given here win.",
+    ),
     sets: list[str] = typer.Option([], "--set", help="key=value or stage.key=value (repeat)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly."),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop (resumable) at this step."),
@@ -88,6 +94,26 @@ def train(
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
+    if recipe is not None:
+        from lumen_cli.train.config import read_recipe
+
+        try:
+            r = read_recipe(recipe)
+        except (OSError, ValueError) as e:
+            typer.echo(f"lumen train: {e}", err=True)
+            raise typer.Exit(2) from None
+        if config is not None:
+            typer.echo("lumen train: give --recipe or --config, not both", err=True)
+            raise typer.Exit(2)
+        config = recipe
+        method = method or r["method"]
+        data = data or r.get("data")
+        val = val or r.get("val")
+        normal = normal or r.get("normal")
+        synth_from = synth_from or r.get("synth_from")
+        init = init or r.get("init")
+        synthesize = synthesize or bool(r.get("synthesize", False))
+        seed = seed if seed is not None else r.get("seed")
     missing = [n for n, v in (("--method", method), ("--out", out)) if v is None]
     if data is None and synth_from is None:
         missing.append("--data")

@@ -86,7 +86,36 @@ def load_file(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
     with open(path, "rb") as f:
-        return tomllib.load(f)
+        cfg = tomllib.load(f)
+    cfg.pop("recipe", None)  # a recipe's run flags (see ``read_recipe``), not settings
+    return cfg
+
+
+RECIPE_FLAGS = ("method", "data", "val", "normal", "synthesize", "synth_from", "seed", "init")
+
+
+def read_recipe(path: Path) -> dict[str, Any]:
+    """The ``[recipe]`` table of a recipe file ``recipes/<weights-name>.toml``.
+
+    A recipe is a ``--config`` file (settings per stage) plus a ``[recipe]`` table with the run
+    flags that rebuild a shipped weight file from scratch: ``method``, ``data``, ``val``,
+    ``normal``, ``synthesize``, ``synth_from``, ``seed`` (and ``init`` only for a declared
+    fine-tune). Relative paths are taken from the folder above ``recipes/`` (the repository
+    root). Returns those flags with paths made absolute.
+    """
+    with open(path, "rb") as f:
+        table = tomllib.load(f).get("recipe")
+    if not isinstance(table, dict) or "method" not in table:
+        raise ValueError(f"{path}: a recipe needs a [recipe] table with at least `method`")
+    unknown = set(table) - set(RECIPE_FLAGS) - {"name", "description"}
+    if unknown:
+        raise ValueError(f"{path}: unknown [recipe] keys {sorted(unknown)}; know {RECIPE_FLAGS}")
+    root = Path(path).resolve().parent.parent
+    out = dict(table)
+    for k in ("data", "val", "normal", "synth_from", "init"):
+        if out.get(k):
+            out[k] = (root / out[k]).resolve()
+    return out
 
 
 def _split(cfg: dict[str, Any], stage_names: list[str]):
