@@ -1,0 +1,182 @@
+"""Whole-process timing: what a user measures with ``time lumen enhance ...``.
+
+Each figure is the wall-clock time of a fresh ``lumen enhance`` process (Python start, imports,
+weights, reading, enhancing, writing) and its peak resident memory, read from the kernel's
+``rusage`` of that child alone (what ``/usr/bin/time -v`` calls "Maximum resident set size").
+
+    python benchmarks/process.py --methods retinex,kind            # prints a markdown table
+
+``benchmarks/run.py`` imports ``measure_method`` to put these figures beside its in-process
+ones. Inputs are made here: a 512x512 crop of a val image when one is given, else a dim
+synthetic picture; 12 MP (4000x3000) and 24 MP (6000x4000) dim synthetic pictures with fine
+noise; a batch of 50 512x512 images (one process: images per minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = {"512": (512, 512), "12mp": (3000, 4000), "24mp": (4000, 6000)}
+
+
+def timed_run(cmd: list[str], env: dict | None = None, timeout: float = 1800) -> dict:
+    """Run ``cmd``; return wall seconds, peak RSS of that process (MB) and its exit code."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = t0 + timeout
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline:
+            p.kill()
+            _, status, ru = os.wait4(p.pid, 0)
+            break
+        time.sleep(0.005)
+    wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    err = p.stderr.read().decode(errors="replace") if p.stderr else ""
+    return {"s": wall, "rss_mb": ru.ru_maxrss / 1024.0, "rc": p.returncode, "stderr": err[-500:]}
+
+
+def make_image(path: Path, hw: tuple[int, int], source: Path | None = None, seed: int = 0) -> Path:
+    """A dim test picture of size ``hw`` at ``path`` (PNG): the centre of ``source`` when it is
+    large enough, else a smooth dim random field with fine noise."""
+    import numpy as np
+    from PIL import Image
+
+    h, w = hw
+    if source is not None:
+        with Image.open(source) as im:
+            im = im.convert("RGB")
+            if im.height >= h and im.width >= w:
+                x0, y0 = (im.width - w) // 2, (im.height - h) // 2
+                im.crop((x0, y0, x0 + w, y0 + h)).save(path)
+                return path
+    rng = np.random.default_rng(seed)
+    base = Image.fromarray((rng.random((30, 40, 3)) * 64).astype(np.uint8)).resize(
+        (w, h), Image.BICUBIC
+    )
+    arr = np.asarray(base, dtype=np.float32) + rng.normal(0, 2.5, (h, w, 3))
+    Image.fromarray(arr.clip(0, 255).astype(np.uint8)).save(path)
+    return path
+
+
+def lumen_cmd(method: str, inputs: list[Path], out: Path, steps: int | None, extra=()) -> list:
+    cmd = [sys.executable, "-m", "lumen_cli", "enhance", *map(str, inputs), "-o", str(out)]
+    cmd += ["--method", method, "--quiet", "--overwrite", *extra]
+    if steps:
+        cmd += ["--steps", str(steps)]
+    return cmd
+
+
+def measure_method(
+    method: str,
+    work: Path,
+    steps: int | None = None,
+    source: Path | None = None,
+    runs: int = 3,
+    big: tuple[str, ...] = ("12mp", "24mp"),
+    batch: int = 50,
+    threads: tuple[int, ...] = (),
+) -> dict:
+    """Whole-process figures of one method: median of ``runs`` after a warm-up at 512x512,
+    one run each at the ``big`` sizes, a batch of ``batch`` 512x512 images in one process
+    (images per minute), and 512x512 medians at each thread count of ``threads``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    img = work / "in512.png"
+    if not img.exists():
+        make_image(img, SIZES["512"], source)
+    res: dict = {"method": method, "steps": steps}
+    cmd = lumen_cmd(method, [img], work / f"out-{method}.png", steps)
+    first = timed_run(cmd, env)
+    if first["rc"] != 0:
+        return res | {"status": f"failed (exit {first['rc']})", "note": first["stderr"][-200:]}
+    times = [timed_run(cmd, env) for _ in range(runs)]
+    res["s_512"] = statistics.median(t["s"] for t in times)
+    res["rss_512_mb"] = max(t["rss_mb"] for t in times)
+    for n in threads:
+        t_env = {**env, "LUMEN_THREADS": str(n), "OMP_NUM_THREADS": str(n)}
+        res[f"s_512_t{n}"] = statistics.median(timed_run(cmd, t_env)["s"] for _ in range(runs))
+    for size in big:
+        src = work / f"in{size}.png"
+        if not src.exists():
+            make_image(src, SIZES[size])
+        r = timed_run(lumen_cmd(method, [src], work / f"out-{method}-{size}.png", steps), env)
+        res[f"s_{size}"] = r["s"] if r["rc"] == 0 else None
+        res[f"rss_{size}_mb"] = r["rss_mb"]
+    if batch:
+        folder = work / "batch"
+        if not folder.is_dir():
+            folder.mkdir()
+            for i in range(batch):
+                shutil.copyfile(img, folder / f"{i:03d}.png")
+        outdir = work / f"batch-out-{method}"
+        r = timed_run(lumen_cmd(method, [folder], outdir, steps), env)
+        res["batch_per_min"] = 60.0 * batch / r["s"] if r["rc"] == 0 else None
+        shutil.rmtree(outdir, ignore_errors=True)
+    return res | {"status": "ok"}
+
+
+def markdown(results: list[dict], threads: tuple[int, ...] = ()) -> list[str]:
+    """The table of ``measure_method`` results."""
+
+    def f(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    head = "| method | s / 512² | RSS 512² (MB) | s / 12 MP | s / 24 MP | RSS 24 MP (MB) | 512² / min in a batch |"  # noqa: E501
+    head += "".join(f" s / 512², {n} thread{'s' * (n > 1)} |" for n in threads)
+    lines = [head, "|---" + "|---:" * (6 + len(threads)) + "|"]
+    for r in results:
+        label = r["method"] + (f" ({r['steps']} steps)" if r.get("steps") else "")
+        if r.get("status") != "ok":
+            lines.append(f"| {label} |" + " - |" * (6 + len(threads)) + f" {r.get('status')}")
+            continue
+        lines.append(
+            f"| {label} | {r['s_512']:.2f} | {r['rss_512_mb']:.0f} | {f(r.get('s_12mp'), '.1f')} "
+            f"| {f(r.get('s_24mp'), '.1f')} | {f(r.get('rss_24mp_mb'), '.0f')} | "
+            f"{f(r.get('batch_per_min'), '.1f')} |"
+            + "".join(f" {f(r.get(f's_512_t{n}'), '.2f')} |" for n in threads)
+        )
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--methods", default="retinex")
+    ap.add_argument("--source", type=Path, default=None, help="image to crop the 512² input from")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-big", action="store_true")
+    ap.add_argument("--batch", type=int, default=50)
+    ap.add_argument("--threads", default="", help="e.g. 1,2: 512² medians per thread count")
+    args = ap.parse_args()
+    threads = tuple(int(t) for t in args.threads.split(",") if t)
+    with tempfile.TemporaryDirectory(prefix="lumen-proc-") as tmp:
+        results = [
+            measure_method(
+                m,
+                Path(tmp),
+                source=args.source,
+                runs=args.runs,
+                big=() if args.no_big else ("12mp", "24mp"),
+                batch=args.batch,
+                threads=threads,
+            )
+            for m in args.methods.split(",")
+        ]
+    print("\n".join(markdown(results, threads)))
+
+
+if __name__ == "__main__":
+    main()
