@@ -21,6 +21,8 @@ ARCHS: dict[str, str] = {
     "diff-retinex.tdn": "lumen_cli.nets.tdn:TDN",
     "diff-retinex.denoiser": "lumen_cli.nets.sr3:CondUNet",
     "tone.curves": "lumen_cli.nets.tone:ToneCurveNet",
+    "lighten-diffusion.ctdn": "lumen_cli.methods.lighten_diffusion.nets:CTDN",
+    "lighten-diffusion.unet": "lumen_cli.methods.lighten_diffusion.unet:DiffusionUNet",
 }
 
 

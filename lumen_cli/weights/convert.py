@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from torch import nn
 
 # method -> "module:function" (explicit, imported only when used)
-CONVERTERS: dict[str, str] = {}
+CONVERTERS: dict[str, str] = {
+    "lighten-diffusion": "lumen_cli.methods.lighten_diffusion.convert:convert",
+}
 
 # classes the official pickles may hold besides tensors and plain containers
 ALLOWED_GLOBALS: tuple[type, ...] = (argparse.Namespace,)
