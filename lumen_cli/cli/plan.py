@@ -26,6 +26,8 @@ class Job:
     source: str  # a path, or "-" for stdin
     rel: Path | None  # path relative to the folder it was found in (None for named files)
     dest: str | None = None  # a path, or "-" for stdout
+    root: Path | None = None  # the folder argument it was found in, or the file's own folder
+    conflict: str | None = None  # why it must not run (its output is another job's), if so
 
 
 def image_suffixes() -> frozenset[str]:
@@ -53,14 +55,41 @@ def collect(inputs: list[str], recursive: bool, warn) -> tuple[list[Job], list[s
                 if not f.is_file() or any(part.startswith(".") for part in f.relative_to(p).parts):
                     continue
                 if f.suffix.lower() in exts:
-                    jobs.append(Job(str(f), f.relative_to(p)))
+                    jobs.append(Job(str(f), f.relative_to(p), root=p))
                 else:
                     warn(f"skipping {f}: not an image file (suffix {f.suffix or 'none'})")
         elif p.is_file():
-            jobs.append(Job(str(p), None))
+            jobs.append(Job(str(p), None, root=p.parent))
         else:
             missing.append(arg)
-    return jobs, missing
+    return _unique(jobs), missing
+
+
+def _unique(jobs: list[Job]) -> list[Job]:
+    """Drop repeats of the same input file (named twice, or named and inside a folder)."""
+    seen, out = set(), []
+    for j in jobs:
+        key = _key(j.source) if j.source != STDIO else STDIO
+        if key not in seen:
+            seen.add(key)
+            out.append(j)
+    return out
+
+
+def _key(path: str) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+def check_suffix(suffix: str | None) -> None:
+    """A --suffix is part of a file name: no folder separators (they would write elsewhere)."""
+    if suffix is None:
+        return
+    bad = {"/", "\\", "\0", os.sep} | ({os.altsep} if os.altsep else set())
+    if any(c in suffix for c in bad):
+        raise UsageError(
+            f"--suffix {suffix!r}: must not contain folder separators or NUL "
+            "(it is appended to each output file name; use -o to pick a folder)"
+        )
 
 
 def assign_outputs(
@@ -68,6 +97,8 @@ def assign_outputs(
 ) -> None:
     """Fill ``job.dest``. OUTPUT may be a file (one input), a folder (mirrors input trees), '-'
     (stdout, one input) or absent (next to each input with a suffix; stdin goes to stdout)."""
+    from lumen_cli.io.picture import default_output_suffix
+
     ext = None
     if fmt is not None:
         try:
@@ -91,7 +122,7 @@ def assign_outputs(
                     src.with_name(
                         src.stem
                         + (suffix if suffix is not None else "_lumen")
-                        + (ext or src.suffix)
+                        + (ext or default_output_suffix(src.suffix))
                     )
                 )
         return
@@ -106,9 +137,68 @@ def assign_outputs(
     for j in jobs:
         if j.source == STDIO:
             raise UsageError("stdin input needs -o FILE or -o - (stdout), not a folder")
+    _to_folder(jobs, out, suffix, ext, mirror=False)
+    if _clashes(jobs) and _to_folder(jobs, out, suffix, ext, mirror=True):
+        _note(f"note: several inputs have the same name; each input folder is mirrored under {out}")
+
+
+def _to_folder(jobs, out: Path, suffix, ext, mirror: bool) -> bool:
+    """Set dests under ``out``; with ``mirror`` each input's folder (relative to the folder all
+    inputs share) becomes a subfolder. Returns False if mirroring is impossible."""
+    from lumen_cli.io.picture import default_output_suffix
+
+    top = None
+    if mirror:
+        try:
+            top = os.path.commonpath([os.path.realpath(j.root or ".") for j in jobs])
+        except ValueError:  # different drives
+            return False
+    for j in jobs:
         rel = j.rel if j.rel is not None else Path(Path(j.source).name)
-        name = rel.stem + (suffix or "") + (ext or rel.suffix)
-        j.dest = str(out / rel.parent / name)
+        name = rel.stem + (suffix or "") + (ext or default_output_suffix(rel.suffix))
+        base = out
+        if top is not None:
+            sub = os.path.relpath(os.path.realpath(j.root or "."), top)
+            base = out / sub if sub != "." else out
+        j.dest = str(base / rel.parent / name)
+    return True
+
+
+def _clashes(jobs: list[Job]) -> bool:
+    keys = [os.path.normcase(os.path.abspath(j.dest)) for j in jobs if j.dest != STDIO]
+    return len(set(keys)) < len(keys)
+
+
+def _note(msg: str) -> None:
+    from lumen_cli.cli import console
+
+    console.info(msg)
+
+
+def mark_conflicts(jobs: list[Job], dests_of, overwrite: bool) -> None:
+    """Set ``job.conflict`` for every job that would write a file another job of this run also
+    writes (or, with ``overwrite``, reads): the first job keeps that output, later ones fail
+    (never two "done" with one file left)."""
+    owner: dict[str, str] = {}
+    inputs = {_key(j.source): j.source for j in jobs if j.source != STDIO}
+    for j in jobs:
+        for d in dests_of(j):
+            if d == STDIO:
+                continue
+            k = _key(d)
+            if k in owner:
+                j.conflict = (
+                    f"its output {d} is also the output of {owner[k]}; "
+                    "rename one of them or run them separately"
+                )
+                break
+            if overwrite and k in inputs and (j.source == STDIO or k != _key(j.source)):
+                j.conflict = f"its output {d} is another input of this run; choose another -o"
+                break
+        else:
+            for d in dests_of(j):
+                if d != STDIO:
+                    owner[_key(d)] = j.source
 
 
 def same_file(a: str, b: str) -> bool:

@@ -12,10 +12,15 @@ from pathlib import Path
 import numpy as np
 
 from lumen_cli.errors import ImageError
+from lumen_cli.io.heif import HEIF_SUFFIXES
+from lumen_cli.io.raw import RAW_SUFFIXES
 
-#: Suffixes (lowercase, with the dot) that lumen treats as images when scanning folders.
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+#: Suffixes (lowercase, with the dot) that lumen treats as images when scanning folders
+#: (HEIC/AVIF and camera RAW are read through optional extras, see io/heif.py and io/raw.py).
+IMAGE_EXTENSIONS: frozenset[str] = (
+    frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"})
+    | HEIF_SUFFIXES
+    | RAW_SUFFIXES
 )
 
 #: Decompression-bomb guard: larger images need ``--max-pixels`` (Pillow's own default is ~89 MP,
@@ -40,6 +45,19 @@ ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP"})
 SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
 #: The usual suffix for each written format.
 FORMAT_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
+#: Sources lumen reads but does not write, and what their results default to.
+_DEFAULT_FOR = {"MPO": "JPEG", "HEIF": "JPEG", "AVIF": "JPEG", "RAW": "PNG"}
+
+
+def default_output_suffix(suffix: str) -> str:
+    """The suffix of a result written beside (or mirrored from) an input with ``suffix``:
+    the same, except for formats lumen only reads (HEIC/AVIF -> .jpg, camera RAW -> .png)."""
+    s = suffix.lower()
+    if s in HEIF_SUFFIXES:
+        return ".jpg"
+    if s in RAW_SUFFIXES:
+        return ".png"
+    return suffix
 
 
 class ImageReadError(ImageError):
@@ -101,7 +119,7 @@ def output_format_for(path_or_name: str | os.PathLike | None, pic: Picture) -> s
         suffix = Path(os.fspath(path_or_name)).suffix.lower()
         if suffix in _SUFFIX_FORMATS:
             return _SUFFIX_FORMATS[suffix]
-    fmt = "JPEG" if pic.format == "MPO" else pic.format
+    fmt = _DEFAULT_FOR.get(pic.format, pic.format)
     if fmt not in WRITE_FORMATS:
         return "PNG"
     if pic.alpha is not None and fmt not in ALPHA_FORMATS:

@@ -15,7 +15,7 @@ from functools import cache
 
 import numpy as np
 
-from lumen_cli.io import color, png
+from lumen_cli.io import color, heif, png, raw
 from lumen_cli.io.exif import apply_orientation, orientation_and_exif
 from lumen_cli.io.picture import DEFAULT_MAX_PIXELS, READ_FORMATS, ImageReadError, Picture
 
@@ -41,7 +41,10 @@ def read_image(
         name = os.fspath(src)
         data, fp = None, name
     try:
-        im = _open(fp, name, max_pixels)
+        if data is None and raw.is_raw_name(name):
+            return raw.read_raw(name, name, max_pixels)
+        extra = heif.pillow_formats(data[:32] if data is not None else _head(name), name)
+        im = _open(fp, name, max_pixels, extra)
         with im:
             return _decode(im, name, data)
     except ImageReadError:
@@ -61,7 +64,7 @@ def read_image(
         raise ImageReadError(f"{name}: corrupt or unreadable image ({reason})") from exc
 
 
-def _open(fp, name: str, max_pixels: int | None):
+def _open(fp, name: str, max_pixels: int | None, extra: tuple[str, ...] = ()):
     """Image.open with Pillow's global bomb limit lifted for this call only (lumen checks the
     header size itself, with its own limit and message)."""
     from PIL import Image, ImageFile, UnidentifiedImageError
@@ -71,10 +74,11 @@ def _open(fp, name: str, max_pixels: int | None):
         Image.MAX_IMAGE_PIXELS = None
         ImageFile.LOAD_TRUNCATED_IMAGES = False  # truncation must be an error, never grey rows
         try:
-            im = Image.open(fp, formats=READ_FORMATS)
+            im = Image.open(fp, formats=READ_FORMATS + extra)
         except UnidentifiedImageError:
             raise ImageReadError(
-                f"{name}: not an image, or not a format lumen reads (JPEG, PNG, TIFF, WebP, BMP)"
+                f"{name}: not an image, or not a format lumen reads (JPEG, PNG, TIFF, WebP, BMP;"
+                " HEIC/AVIF with the 'heif' extra, camera RAW with the 'raw' extra)"
             ) from None
         finally:
             Image.MAX_IMAGE_PIXELS = old
