@@ -4,7 +4,7 @@
     python benchmarks/ceiling.py --methods kind --train-every 7
 
 The methods' ``lite`` presets start from a global tone prior T(x) (per-image, per-channel
-curves predicted from the low image, ``lumen_cli.pipelines.tone``) and let their restoration /
+curves predicted from the low image, ``lumen_cli.prior.tone``) and let their restoration /
 diffusion nets change only detail. For each method this script measures, on every val pair:
 
 - output: the method itself (the ``lumen eval`` protocol, same ``enhance_image``);
@@ -52,7 +52,7 @@ def low_features(x: torch.Tensor) -> list[float]:
     """Histogram features of a low image (1,3,H,W) in [0,1]: luma mean and std, log mean linear
     luma, max-RGB percentiles (1 ... 99.9), the shares of max-RGB above 0.9 and 0.5, and the
     mean chroma spread (max - min RGB). What a brightness guess could use without a reference."""
-    from lumen_cli.retinex.classical import luma
+    from lumen_cli.ops.color import luma
 
     y = luma(x.double())
     m = x.double().amax(1).flatten()
@@ -110,7 +110,7 @@ def brightness_predictability(data: Path) -> dict:
     """How predictable the reference's mean luma is from the low image (see the docstring)."""
     import numpy as np
 
-    from lumen_cli.retinex.classical import luma
+    from lumen_cli.ops.color import luma
     from lumen_cli.train import evaluate as E
     from lumen_cli.train.data import paired_files
 
@@ -145,8 +145,8 @@ def brightness_predictability(data: Path) -> dict:
 
 def exposure_oracle(out: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """out under the linear-light gain (sRGB ~ gamma 2.2) that matches ref's mean luma."""
-    from lumen_cli.pipelines.tone import match_luma
-    from lumen_cli.retinex.classical import luma
+    from lumen_cli.ops.color import luma
+    from lumen_cli.prior.tone import match_luma
 
     return match_luma(out, luma(ref.float()).mean((1, 2, 3)))
 
@@ -155,7 +155,7 @@ def tone_pair(pipe, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """(SSIM of T(x) with the method's curves, SSIM of T(x) with oracle curves)."""
     from lumen_cli import metrics
     from lumen_cli.nets.tone import fit_curves
-    from lumen_cli.pipelines.tone import curves_for, tone_noise, toned
+    from lumen_cli.prior.tone import curves_for, tone_noise, toned
 
     def score(curves):
         return float(metrics.ssim(toned(x, curves, noise=tone_noise(x, curves)), y))
@@ -168,9 +168,9 @@ def tone_pair(pipe, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
 
 def measure(method: str, data: Path, steps: int | None, train_every: int) -> dict:
     from lumen_cli import metrics
+    from lumen_cli.ops.color import luma
     from lumen_cli.pipelines.base import EnhanceOptions
     from lumen_cli.pipelines.run import enhance_image
-    from lumen_cli.retinex.classical import luma
     from lumen_cli.train import evaluate as E
     from lumen_cli.train.data import paired_files
 

@@ -134,7 +134,8 @@ def lol_figures(pipe, args, cells: dict, outputs: dict | None = None) -> dict:
     import torch
 
     from lumen_cli import noref
-    from lumen_cli.pipelines.base import EnhanceOptions, rgb_to_ycbcr
+    from lumen_cli.ops.color import rgb_to_ycbcr
+    from lumen_cli.pipelines.base import EnhanceOptions
     from lumen_cli.pipelines.run import enhance_image
     from lumen_cli.train import evaluate as E
 
@@ -168,7 +169,8 @@ def exposure_figures(pipe, args, defaults: dict) -> list[dict]:
     import torch
 
     from lumen_cli import noref
-    from lumen_cli.pipelines.base import EnhanceOptions, rgb_to_ycbcr
+    from lumen_cli.ops.color import rgb_to_ycbcr
+    from lumen_cli.pipelines.base import EnhanceOptions
     from lumen_cli.pipelines.run import enhance_image
     from lumen_cli.train import evaluate as E
 

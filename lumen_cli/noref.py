@@ -28,8 +28,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from lumen_cli.pipelines.base import gaussian_blur, rgb_to_ycbcr
-from lumen_cli.retinex.classical import NOISE_KERNEL
+from lumen_cli.ops.color import rgb_to_ycbcr
+from lumen_cli.ops.filters import NOISE_KERNEL, gaussian_blur
 
 _N = torch.tensor(NOISE_KERNEL)
 _SOBEL = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])

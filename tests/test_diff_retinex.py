@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from lumen_cli.methods.diff_retinex.pipeline import DiffRetinexPipeline
+from lumen_cli.ops.resize import work_resize
 from lumen_cli.pipelines.base import EnhanceOptions
-from lumen_cli.pipelines.diff_retinex import DiffRetinexPipeline, work_resize
 from lumen_cli.pipelines.registry import METHODS
 from lumen_cli.pipelines.run import decompose_image, enhance_image
 from lumen_cli.weights.checkpoint import load_nets, save_nets
@@ -71,7 +72,7 @@ def test_enhance_shapes_ranges_and_seed():
 
 
 def test_shadow_post_steps_are_the_last_step():
-    from lumen_cli.pipelines.tone import finish_shadows
+    from lumen_cli.prior.finish import finish_shadows
 
     pipe = DiffRetinexPipeline(tiny_nets())
     x = image(48, 64) * 0.2
@@ -194,7 +195,7 @@ def test_bundled_weights_enhance_a_generated_image():
 
 
 def test_rda_condition_base_gain_brightens_without_clipping():
-    from lumen_cli.pipelines.diff_retinex import rda_condition
+    from lumen_cli.methods.diff_retinex.pipeline import rda_condition
 
     r = torch.linspace(0, 0.3, 100).view(1, 1, 10, 10).expand(1, 3, 10, 10)  # a dark R
     ones = torch.ones(1, 1, 10, 10)
@@ -208,7 +209,7 @@ def test_rda_condition_base_gain_brightens_without_clipping():
 
 
 def test_rda_x0_estimates_keep_the_tone_bases_low_frequencies():
-    from lumen_cli.pipelines.diff_retinex import rda_model
+    from lumen_cli.methods.diff_retinex.pipeline import rda_model
 
     class Shifted(torch.nn.Module):  # an x0-predicting "RDA" that darkens and adds a checker
         prediction = "x0"

@@ -8,14 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from lumen_cli.methods.kind.pipeline import KinDPipeline
+from lumen_cli.methods.kind.train import _ratio_target
 from lumen_cli.nets.registry import build_net
 from lumen_cli.pipelines.base import EnhanceOptions
-from lumen_cli.pipelines.kind import (
-    KinDPipeline,
-    _ratio_target,
-    add_sensor_noise,
-)
 from lumen_cli.retinex import losses as RL
+from lumen_cli.train.synth import add_sensor_noise
 
 BUNDLED = Path(__file__).resolve().parents[1] / "lumen_cli/weights/bundled/kind-lite.safetensors"
 
@@ -162,7 +160,7 @@ def test_stage_steps_lower_the_loss(stage_name):
 
 def test_joint_loss_target_luma_takes_brightness_out_of_the_target():
     """With target_luma, references that differ only in exposure give (almost) one loss."""
-    from lumen_cli.pipelines.kind import joint_loss
+    from lumen_cli.methods.kind.train import joint_loss
 
     nets = {n: net.eval() for n, net in tiny_nets().items()}
     high = smooth_image(2, 32, 32, seed=4) * 0.5 + 0.1
@@ -182,8 +180,8 @@ def test_joint_loss_target_luma_takes_brightness_out_of_the_target():
 def test_joint_loss_post_compares_the_finished_output():
     """post=True: the loss sees finish_shadows' output, and gradients pass through it to the
     trained nets; without a tone net (no post-step at inference) the loss is unchanged."""
-    from lumen_cli.pipelines.kind import joint_loss
-    from lumen_cli.pipelines.tone import TONE_NET
+    from lumen_cli.methods.kind.train import joint_loss
+    from lumen_cli.prior.tone import TONE_NET
 
     torch.manual_seed(2)
     nets = {n: net.eval() for n, net in tiny_nets().items()}
@@ -230,7 +228,8 @@ def test_shadow_post_steps_finish_the_tone_prior_pipeline_only():
     """With a tone net (lite) the output is finish_shadows of the plain product; ``post``
     False gives that product; without a tone net (paper) nothing changes."""
     from lumen_cli.pipelines.run import enhance_image
-    from lumen_cli.pipelines.tone import TONE_NET, dct_deblock, shadow_floor
+    from lumen_cli.prior.finish import dct_deblock, shadow_floor
+    from lumen_cli.prior.tone import TONE_NET
 
     x = smooth_image(1, 32, 48, seed=9) * 0.1
     x[..., :8, :] = 0  # a black band: T(0) = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lumen_cli.ops.color import linear_to_srgb, srgb_to_linear
 from lumen_cli.train import config as C
 from lumen_cli.train.data import (
     Augment,
@@ -15,7 +16,7 @@ from lumen_cli.train.data import (
 )
 from lumen_cli.train.loop import lr_factor
 from lumen_cli.train.stage import Stage
-from lumen_cli.train.synth import linear_to_srgb, srgb_to_linear, synthesize_low
+from lumen_cli.train.synth import synthesize_low
 from tests.test_train import make_pairs
 
 

@@ -13,13 +13,13 @@ from torch import nn
 
 ARCHS: dict[str, str] = {
     # filled in by each method's nets module, e.g.
-    # "kind.decom": "lumen_cli.nets.kind:DecomNet",
-    "kind.decom": "lumen_cli.nets.kind:DecomNet",
-    "kind.restore": "lumen_cli.nets.kind:RestoreNet",
-    "kind.adjust": "lumen_cli.nets.kind:AdjustNet",
-    "kind.ratio": "lumen_cli.nets.kind:RatioNet",
-    "diff-retinex.tdn": "lumen_cli.nets.tdn:TDN",
-    "diff-retinex.denoiser": "lumen_cli.nets.sr3:CondUNet",
+    # "kind.decom": "lumen_cli.methods.kind.nets:DecomNet",
+    "kind.decom": "lumen_cli.methods.kind.nets:DecomNet",
+    "kind.restore": "lumen_cli.methods.kind.nets:RestoreNet",
+    "kind.adjust": "lumen_cli.methods.kind.nets:AdjustNet",
+    "kind.ratio": "lumen_cli.methods.kind.nets:RatioNet",
+    "diff-retinex.tdn": "lumen_cli.methods.diff_retinex.nets:TDN",
+    "diff-retinex.denoiser": "lumen_cli.methods.diff_retinex.nets:CondUNet",
     "tone.curves": "lumen_cli.nets.tone:ToneCurveNet",
     "lighten-diffusion.ctdn": "lumen_cli.methods.lighten_diffusion.nets:CTDN",
     "lighten-diffusion.unet": "lumen_cli.methods.lighten_diffusion.unet:DiffusionUNet",

@@ -18,13 +18,11 @@ Tiles read what they need of it by ``region``, so tiled and untiled runs agree.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -72,27 +70,6 @@ def crop_ctx(t: torch.Tensor, region: Region, full_hw: tuple[int, int]) -> torch
     return nn.functional.grid_sample(
         t.float(), grid, mode="bilinear", padding_mode="border", align_corners=False
     ).to(t.dtype)
-
-
-def centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    """The centre of (B,C,H,W), at most ``size`` x ``size`` pixels (a view, full resolution):
-    where whole-image measurements (noise levels) are taken."""
-    H, W = x.shape[-2:]
-    ch, cw = min(H, size), min(W, size)
-    y0, x0 = (H - ch) // 2, (W - cw) // 2
-    return x[..., y0 : y0 + ch, x0 : x0 + cw]
-
-
-def shrink(x: torch.Tensor, long_side: int, min_side: int = 1) -> torch.Tensor:
-    """A whole-image analysis copy: x (B,C,H,W) area-averaged so its long side is at most
-    ``long_side`` (never upscaled), as float32."""
-    h, w = x.shape[-2:]
-    s = min(1.0, long_side / max(h, w))
-    small = x.float()
-    if s < 1.0:
-        size = (max(min_side, round(h * s)), max(min_side, round(w * s)))
-        small = nn.functional.interpolate(small, size=size, mode="area")
-    return small
 
 
 class Pipeline:
@@ -165,35 +142,3 @@ class Pipeline:
         """Retinex maps of one tile: {'reflectance': (B,3,h,w), 'illumination': (B,1,h,w)},
         both in [0,1]. Methods may add more maps (e.g. 'reflectance_adjusted')."""
         raise NotImplementedError
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (B,C,H,W), per channel, reflect padding (radius 3σ; the
-    kernel is cut to what reflect padding allows on tiny inputs)."""
-    r = int(math.ceil(3 * sigma))
-    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    pad = min(r, x.shape[-1] - 1, x.shape[-2] - 1)
-    k = k[r - pad : r + pad + 1]
-    k = k / k.sum()
-    c = x.shape[1]
-    y = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
-# BT.601 full-range YCbCr (JPEG's), on sRGB values: Y in [0,1], Cb and Cr in [-0.5, 0.5]
-_YCC = torch.tensor(
-    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]]
-)
-_RGB = torch.linalg.inv(_YCC)
-
-
-def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
-    """(B,3,H,W) sRGB in [0,1] -> (B,3,H,W) float32 (Y, Cb, Cr), BT.601 full range."""
-    return torch.einsum("ij,bjhw->bihw", _YCC.to(x.device), x.float())
-
-
-def ycbcr_to_rgb(ycc: torch.Tensor) -> torch.Tensor:
-    """Inverse of ``rgb_to_ycbcr`` (not clamped)."""
-    return torch.einsum("ij,bjhw->bihw", _RGB.to(ycc.device), ycc.float())

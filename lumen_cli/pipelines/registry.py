@@ -27,21 +27,30 @@ METHODS: dict[str, MethodInfo] = {
         MethodInfo(
             "retinex",
             "Classical illumination-map Retinex in the spirit of LIME (Guo et al., TIP 2017)",
-            "lumen_cli.pipelines.retinex:RetinexPipeline",
+            "lumen_cli.methods.retinex.pipeline:RetinexPipeline",
         ),
         MethodInfo(
             "kind",
             "KinD: Kindling the Darkness (Zhang, Zhang, Guo, ACM MM 2019)",
-            "lumen_cli.pipelines.kind:KinDPipeline",
+            "lumen_cli.methods.kind.pipeline:KinDPipeline",
             weights=("kind-lite",),
         ),
         MethodInfo(
             "diff-retinex",
             "Diff-Retinex: Rethinking Low-light Image Enhancement with A Generative "
             "Diffusion Model (Yi et al., ICCV 2023)",
-            "lumen_cli.pipelines.diff_retinex:DiffRetinexPipeline",
+            "lumen_cli.methods.diff_retinex.pipeline:DiffRetinexPipeline",
             weights=("diff-retinex-lite",),
             default_steps=20,
+        ),
+        MethodInfo(
+            "lighten-diffusion",
+            "LightenDiffusion: Unsupervised Low-Light Image Enhancement with Latent-Retinex "
+            "Diffusion Models (Jiang et al., ECCV 2024)",
+            "lumen_cli.methods.lighten_diffusion.pipeline:LightenDiffusionPipeline",
+            weights=("lighten-diffusion-lite",),
+            default_steps=20,
+            supervised=False,
         ),
     ]
 }

@@ -9,52 +9,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LUMA = (0.299, 0.587, 0.114)
-# Immerkaer (1996) noise kernel: a difference of Laplacians, 6σ response to white noise of σ
-NOISE_KERNEL = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))
-
-
-def luma(x: torch.Tensor) -> torch.Tensor:
-    """(B,3,H,W) sRGB -> (B,1,H,W) Rec.601 luma."""
-    w = x.new_tensor(LUMA).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
-
 
 def max_rgb(x: torch.Tensor) -> torch.Tensor:
     """Initial illumination: the brightest channel at each pixel, (B,1,H,W)."""
     return x.amax(dim=1, keepdim=True)
-
-
-def box_filter(x: torch.Tensor, r: int) -> torch.Tensor:
-    """Mean over a (2r+1)^2 window, edges mirrored; O(1) per pixel (running sums) for any r."""
-    if r <= 0:
-        return x
-    if r <= 2:
-        xp = F.pad(x, (r, r, r, r), mode="reflect" if min(x.shape[-2:]) > r else "replicate")
-        return F.avg_pool2d(xp, 2 * r + 1, stride=1)
-    mode = "reflect" if min(x.shape[-2:]) > r + 1 else "replicate"
-    xp = F.pad(x, (r + 1, r, r + 1, r), mode=mode)
-    c = xp.float().cumsum(-2)  # float32 is enough: window sums stay far below 2^24
-    c = c[..., 2 * r + 1 :, :] - c[..., : -2 * r - 1, :]
-    c = c.cumsum(-1)
-    c = c[..., :, 2 * r + 1 :] - c[..., :, : -2 * r - 1]
-    return (c / (2 * r + 1) ** 2).to(x.dtype)
-
-
-def guided_coeffs(guide: torch.Tensor, src: torch.Tensor, r: int, eps: float):
-    """Guided filter (He et al. 2010) linear coefficients: src ~= a * guide + b locally."""
-    mean_i = box_filter(guide, r)
-    mean_p = box_filter(src, r)
-    cov = box_filter(guide * src, r) - mean_i * mean_p
-    var = box_filter(guide * guide, r) - mean_i * mean_i
-    a = cov / (var + eps)
-    b = mean_p - a * mean_i
-    return box_filter(a, r), box_filter(b, r)
-
-
-def guided_filter(guide: torch.Tensor, src: torch.Tensor, r: int, eps) -> torch.Tensor:
-    a, b = guided_coeffs(guide, src, r, eps)
-    return a * guide + b
 
 
 def _grad(t: torch.Tensor):
@@ -125,13 +83,3 @@ def wls_smooth(t0: torch.Tensor, lam: float = 0.15, iters: int = 60) -> torch.Te
         p = z + (rz_new / rz) * p
         rz = rz_new
     return x.clamp(0, 1)
-
-
-def estimate_noise(x: torch.Tensor) -> float:
-    """Noise standard deviation of an sRGB image (B,3,H,W) per channel, from the median absolute
-    deviation of a Laplacian-like high-pass (Immerkaer-style); a value in [0,1] units."""
-    y = x.float().flatten(0, 1).unsqueeze(1)
-    k = y.new_tensor(NOISE_KERNEL).view(1, 1, 3, 3)
-    hp = F.conv2d(y, k)
-    mad = hp.abs().flatten().median()
-    return float(mad / 0.6745 / 6.0)

@@ -14,23 +14,20 @@ The camera model, per image (all random choices from the given numpy generator):
 
 The result is an 8-bit sRGB low-light image aligned with its normal-light source, with the heavy
 colour noise of real night photos that the SICE pairs lack.
+
+``add_sensor_noise`` is the torch counterpart used inside training losses: the same
+Poisson-Gaussian model in linear light (gamma 2.2) on a random part of a batch.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    """sRGB-encoded values in [0,1] -> linear light in [0,1] (IEC 61966-2-1)."""
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+from lumen_cli.ops.color import linear_to_srgb, srgb_to_linear
 
 
 @dataclass(frozen=True)
@@ -59,3 +56,30 @@ def synthesize_low(
     y = a * rng.poisson(s / a) + rng.normal(0.0, b, size=s.shape)
     out = linear_to_srgb(y)
     return np.round(out * 255.0).astype(np.uint8)
+
+
+def add_sensor_noise(
+    x: torch.Tensor,
+    p: float = 0.5,
+    shot: tuple[float, float] = (1e-4, 2e-3),
+    read: tuple[float, float] = (1e-7, 1e-5),
+) -> torch.Tensor:
+    """Poisson-Gaussian sensor noise on a fraction ``p`` of a batch of dim sRGB images.
+
+    x: (B,3,H,W) in [0,1], sRGB. Noise is added in linear light (gamma 2.2) with per-image
+    shot gain a ~ logU(``shot``) and read variance b ~ logU(``read``), independently per
+    channel (colour noise, as in real night photos such as LOL). Uses torch's global RNG.
+    Returns float32 (B,3,H,W) in [0,1].
+    """
+    b = x.shape[0]
+    dev = x.device
+    lin = x.float().clamp(0, 1) ** 2.2
+
+    def logu(lo: float, hi: float) -> torch.Tensor:
+        u = torch.rand(b, 1, 1, 1, device=dev)
+        return torch.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
+
+    var = logu(*shot) * lin + logu(*read)
+    noisy = (lin + var.sqrt() * torch.randn_like(lin)).clamp(0, 1) ** (1 / 2.2)
+    keep = (torch.rand(b, 1, 1, 1, device=dev) >= p).float()
+    return keep * x.float() + (1 - keep) * noisy

@@ -16,85 +16,46 @@ Recipe for one image x (1,3,H,W) float in [0,1], sRGB::
         R^         = DDIM(rda(., feats), noise[tile])             # RDA at full resolution
         out        = R^ * L^
 
-In the ``lite`` preset, T (``lumen_cli.pipelines.tone``, lumen addition) is a per-image,
-per-channel tone curve predicted from a thumbnail of the whole photo; the RDA's residual base is
-the reflectance that T(x) implies under L^, so sampling starts its refinement from a well
-exposed, well coloured picture and learns noise and detail. Every x0 estimate of the RDA (in
-training and at each sampling step) keeps the low frequencies of that base (``rda_model``,
-``anchor_detail``, Gaussian σ 2 px): brightness and colour are the curves' decision, the
-diffusion model changes only finer detail and noise. Measured on sice/val with the same
-weights (10 steps): 20.75 dB / 0.752 without, 22.01 / 0.766 with (the RDA alone had drifted
-darker than its base), 22.25 / 0.778 with the chroma noise reduction of T(x) (``toned``) on top.
-Fine-tuning the RDA with anchored x0 (1000 steps, synthetic sensor noise on half the crops)
-taught it to smooth texture: 22.33 / 0.763, so the shipped RDA is the one trained before.
-Two more RDA fine-tunes from the shipped file (2026-12-02, 800 steps, lr 2e-4, no synthetic
-noise, the current tone net) also lowered SSIM, on val and on the RDA's own training pairs
-(every 7th, 40), against 0.7874 / 0.7819 shipped: a (1 - SSIM) term on the implied image
-R^·L^ (weight 0.5) 0.7727 / 0.764; the L1 target given the tone base's low frequencies (so
-the loss sees only the detail the anchored x0 may change) 0.7801 / 0.7742.
-``opts.extra["anchor"]`` sets σ (0: off). The tone base also keeps one colour balance in the
-deepest shadows and has its luma denoised in proportion to the noise measured on T(x) (see
-``lumen_cli.pipelines.kind`` and ``tone.denoise_luma``): with the same weights, LOL eval15
-(``lumen_cli.noref``, medians of 15, 10 steps) shadow colour shift 7.9 -> 4.4 and luma noise
-4.59 -> 0.92; sice/val (10 steps) 22.91 / 0.7855 -> 22.91 / 0.7880.
-
-The shipped tone net was re-trained without ``--synthesize`` (2026-12-02, 3000 steps, as for
-kind-lite; the manifest has the command): the synthetic pairs' zero-mean white-balance shifts
-had taught the curves to keep the SICE low frames' blue cast as scene colour (T(x) minus
-reference channel shares on sice/val, median R/G/B -0.27/-0.53/+0.41 pp before,
--0.21/-0.17/+0.11 after; on LOL eval15 the blue lift over the input fell from +1.12 to +0.30 pp,
-so walls and whites lost their lilac tint). sice/val (20 steps) 22.94 / 0.7882 -> 22.81 / 0.7874.
-
-The IDA sees the whole (downsampled) picture, which is where the brightness decision lives;
-the illumination map is smooth, so its low-resolution adjustment is carried to full size as a
-gain on the full-resolution L. ``opts.exposure`` scales L^ (1.0 = the model's choice). The RDA
-learns the normal-light reflectance *under the illumination L^ the pipeline applies*
-(R* = I_n / L^, see ``rda_loss``), so R^ * L^ can reach the reference.
-
 Diffusion as in the paper: linear betas over T = 1000 (RDA 1e-6 -> 1e-2, IDA 1e-6 -> 2e-2),
-conditioning by the low-light maps, SR3 continuous noise level. Sampling is deterministic
-DDIM with ``opts.steps`` steps. The paper's models predict the noise; the lite preset predicts
-x0 (see ``PRESETS``), which keeps few-step samples clean (an eps error is amplified by
-sqrt(1/a_bar - 1), up to 12x (RDA) and 150x (IDA) at the noisy end).
+conditioning by the low-light maps, SR3 continuous noise level; sampling is deterministic DDIM
+with ``opts.steps`` steps. The paper's models predict the noise; the lite preset predicts x0,
+which keeps few-step samples clean (an eps error is amplified by sqrt(1/a_bar - 1) at the noisy
+end). The IDA sees the whole (downsampled) picture, where the brightness decision lives; its
+low-resolution adjustment is carried to full size as a gain on the full-resolution L. The RDA
+learns the normal-light reflectance under the illumination L^ the pipeline applies
+(R* = I_n / L^, see ``lumen_cli.methods.diff_retinex.train``), so R^ * L^ can reach the
+reference.
 
-The last step with a tone net is ``tone.finish_shadows`` (2026-12-03, weights unchanged;
-``opts.extra["post"]`` False: off), with one set of constants for both methods (see
-``tone.finish_shadows``): sice/val (20 steps) 22.81 / 0.7874 -> 0.7996 SSIM on cached outputs
-(0.7992 with RGB planes, 0.7947 with the guided filter that its DCT deblocking replaced). On
-every 7th sice/train pair a stronger luma threshold would suit diff-retinex a little more
-(k 2: 0.8067 against 0.8063 at the shared 1.75), but the last method-specific constant tried
-(the replaced guided filter's strength: its train optimum took val from 0.7947 to 0.7932) did
-not carry over, so both methods share theirs. With 16 x 16 DCT windows (2026-12-04, chosen
-alike on train for both methods) 0.8006 on the same kind of cached outputs (fp32).
+In the ``lite`` preset (lumen additions) the RDA's residual base is the reflectance that the
+global tone prior T(x) (``lumen_cli.prior.tone``) implies under L^, every x0 estimate keeps
+that base's low frequencies (``anchor_detail``, ``opts.extra["anchor"]`` sets σ, 0: off), and
+the shadow finish (``lumen_cli.prior.finish``) is the last step. ``--exposure`` is a gain on
+L^ (1.0 = the model's choice), with the highlights rolled off above 1. Measurements and the
+history of the shipped weights: benchmarks/NOTES.md.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 
 from lumen_cli.diffusion.ddim import ddim_sample
-from lumen_cli.diffusion.objective import diffusion_loss
 from lumen_cli.diffusion.schedule import alphas_cumprod, ddim_timesteps, linear_betas
+from lumen_cli.ops.resize import work_resize
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx
-from lumen_cli.pipelines.tone import (
+from lumen_cli.prior.finish import finish_shadows, highlight_rolloff
+from lumen_cli.prior.tone import (
     ANCHOR_SIGMA,
     TONE_NET,
     anchor_detail,
     anchor_sigma,
     curves_for,
-    finish_shadows,
-    highlight_rolloff,
     lift_illumination,
     tone_noise,
     tone_reflectance,
-    tone_stage,
     toned,
 )
-from lumen_cli.retinex import losses as RL
 
 _RDA_SCHED = {"n_train": 1000, "beta_start": 1e-6, "beta_end": 1e-2}
 _IDA_SCHED = {"n_train": 1000, "beta_start": 1e-6, "beta_end": 2e-2}
@@ -207,20 +168,6 @@ PRESETS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
 }
 
 
-def work_resize(x: torch.Tensor, size: int, multiple: int = 8) -> torch.Tensor:
-    """Area-resize (B,C,H,W) so the long side is about ``size`` and both sides are multiples
-    of ``multiple`` (aspect ratio kept as closely as that allows)."""
-    H, W = x.shape[-2:]
-    s = size / max(H, W)
-    h = max(multiple, int(round(H * s / multiple)) * multiple)
-    w = max(multiple, int(round(W * s / multiple)) * multiple)
-    if (h, w) == (H, W):
-        return x
-    if h <= H and w <= W:
-        return F.interpolate(x, size=(h, w), mode="area")
-    return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-
-
 def sampling_alphas(net, steps: int) -> list[float]:
     """alpha_bar at the ``steps`` DDIM steps of ``net``'s training schedule (noisiest first)."""
     n, b0, b1 = net.schedule
@@ -277,44 +224,6 @@ def ida_condition(l_s: torch.Tensor, r_s: torch.Tensor, x_s: torch.Tensor) -> to
     return torch.cat([l_s, r_s, x_s], 1) * 2 - 1
 
 
-def add_sensor_noise(x: torch.Tensor, p: float = 0.5) -> torch.Tensor:
-    """Poisson-Gaussian noise in linear light on a fraction ``p`` of a batch (B,3,H,W) in
-    [0,1] sRGB, per-image random strength, per-channel (colour) noise. Global torch RNG."""
-    b = x.shape[0]
-    lin = x.float().clamp(0, 1) ** 2.2
-
-    def logu(lo: float, hi: float) -> torch.Tensor:
-        u = torch.rand(b, 1, 1, 1, device=x.device)
-        return torch.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
-
-    var = logu(1e-4, 3e-3) * lin + logu(1e-7, 2e-5)
-    noisy = (lin + var.sqrt() * torch.randn_like(lin)).clamp(0, 1) ** (1 / 2.2)
-    keep = (torch.rand(b, 1, 1, 1, device=x.device) >= p).float()
-    return keep * x.float() + (1 - keep) * noisy
-
-
-# -- training losses (one per stage) --------------------------------------------------------
-def tdn_loss(nets, batch, step):
-    """Decomposition loss of the official TDN: reconstruction of both images (normal 1, low
-    0.3), cross reconstruction (0.001 each), reflectance consistency ||R_l - sg(R_n)||1 (0.1),
-    structure-aware illumination smoothness (0.1 for each image)."""
-    low, high = batch["low"].float(), batch["high"].float()
-    r_l, l_l = nets["tdn"](low)
-    r_h, l_h = nets["tdn"](high)
-    rec_h = RL.reconstruction(r_h, l_h, high)
-    rec_l = RL.reconstruction(r_l, l_l, low)
-    crs = RL.reconstruction(r_h, l_l, low) + RL.reconstruction(r_l, l_h, high)
-    eq = RL.reflectance_similarity(r_l, r_h.detach())
-    sm = RL.structure_aware_smoothness(l_l, r_l) + RL.structure_aware_smoothness(l_h, r_h)
-    total = rec_h + 0.3 * rec_l + 0.001 * crs + 0.1 * sm + 0.1 * eq
-    return total, {
-        "rec_h": float(rec_h.detach()),
-        "rec_l": float(rec_l.detach()),
-        "eq_r": float(eq.detach()),
-        "smooth": float(sm.detach()),
-    }
-
-
 def rda_model(rda, feats, r_base: torch.Tensor | None, sigma: float = ANCHOR_SIGMA):
     """model_fn(x_t, gamma) of the RDA for ``diffusion_loss`` / ``ddim_sample``. With a tone
     base (lite) and x0 prediction, every x0 estimate keeps the low frequencies of R_base
@@ -328,86 +237,6 @@ def rda_model(rda, feats, r_base: torch.Tensor | None, sigma: float = ANCHOR_SIG
         return anchor_detail((out.float() + 1) / 2, r_base, sigma) * 2 - 1
 
     return fn
-
-
-def rda_loss(nets, batch, step, crop: int = 128, noise_p: float = 0.5):
-    """Denoising loss of the RDA on (near-)whole images (the stage loads them resized to a
-    short side of 512 and cropped to 512x512). With a ``tone`` net, the residual base is the
-    tone-prior reflectance (``rda_condition``) and the x0 estimates keep its low frequencies
-    (``rda_model``), as at inference.
-
-    As at inference, TDN and the whole-image maps come first: L_s = TDN(low_s), and the
-    normal-light L_n,s = TDN(high_s) stands in for the IDA's output. Then a random ``crop`` of
-    each image is (optionally) sensor-noised and decomposed, L^ = L * up(L_n,s) / up(L_s) as in
-    ``guided_illumination``, and the RDA learns x0 = 2 R* - 1 with R* = clamp(I_n / L^): the
-    normal-light reflectance under the illumination the pipeline will apply, so R*·L^ = I_n
-    (the paper's target is TDN's R_n, which caps the result at TDN's reconstruction error).
-    """
-    tdn, rda, ws = nets["tdn"], nets["rda"], nets["ida"].work_size
-    low, high = batch["low"].float(), batch["high"].float()
-    H, W = low.shape[-2:]
-    c = min(crop, H, W)
-    c -= c % 16
-    with torch.no_grad():
-        r_ls, l_ls = tdn(work_resize(low, ws))
-        _, l_hs = tdn(work_resize(high, ws))
-        g = torch.cat([r_ls.float().mean((2, 3)), l_hs.float().mean((2, 3))], 1)
-        curves = curves_for(nets, low)  # the tone prior sees the whole image, as at inference
-        conds, targets, ims, bases = [], [], [], []
-        for i in range(low.shape[0]):
-            y0 = int(torch.randint(0, H - c + 1, ()))
-            x0 = int(torch.randint(0, W - c + 1, ()))
-            region = (y0, x0, y0 + c, x0 + c)
-            lo = low[i : i + 1, :, y0 : y0 + c, x0 : x0 + c]
-            hi = high[i : i + 1, :, y0 : y0 + c, x0 : x0 + c]
-            if noise_p > 0:
-                lo = add_sensor_noise(lo, noise_p)
-            r_l, l_l = tdn(lo)
-            l_hat = guided_illumination(
-                l_l,
-                crop_ctx(l_hs[i : i + 1], region, (H, W)),
-                crop_ctx(l_ls[i : i + 1], region, (H, W)),
-            )
-            r_base = None
-            if curves is not None:
-                x_t = toned(lo, curves[i : i + 1], noise=tone_noise(lo, curves[i : i + 1]))
-                l_hat = lift_illumination(l_hat, x_t)
-                r_base = tone_reflectance(x_t, l_hat)
-                bases.append(r_base)
-            conds.append(
-                rda_condition(r_l.float(), l_l.float(), l_hat, g[i : i + 1], rda.base_gain, r_base)
-            )
-            targets.append((hi / l_hat.clamp_min(1e-3)).clamp(0, 1))
-            ims.append((hi, l_hat))
-        cond, target = torch.cat(conds), torch.cat(targets)
-    feats = rda.encode(cond)
-    r_base = torch.cat(bases) if bases else None
-    loss, x0 = diffusion_loss(
-        rda_model(rda, feats, r_base), target * 2 - 1, _schedule_abar(rda), rda.prediction
-    )
-    with torch.no_grad():
-        hi = torch.cat([a for a, _ in ims])
-        lh = torch.cat([b for _, b in ims])
-        img_err = ((x0.clamp(-1, 1) + 1) / 2 * lh - hi).abs().mean()
-    return loss, {"img_l1": float(img_err)}
-
-
-def ida_loss(nets, batch, step):
-    """Denoising loss of the IDA on whole images at its work size: x0 = 2 L_normal - 1 given
-    [L_low, R_low, I_low]."""
-    tdn, ida = nets["tdn"], nets["ida"]
-    low = work_resize(batch["low"].float(), ida.work_size)
-    high = work_resize(batch["high"].float(), ida.work_size)
-    with torch.no_grad():
-        r_l, l_l = tdn(low)
-        _, l_h = tdn(high)
-    feats = ida.encode(ida_condition(l_l, r_l, low))
-    loss, x0 = diffusion_loss(
-        lambda xt, gm: ida(xt, gm, feats), l_h * 2 - 1, _schedule_abar(ida), ida.prediction
-    )
-    with torch.no_grad():
-        l_err = ((x0.clamp(-1, 1) + 1) / 2 - l_h).abs().mean()
-    return loss, {"l_l1": float(l_err)}
 
 
 class DiffRetinexPipeline(Pipeline):
@@ -425,42 +254,9 @@ class DiffRetinexPipeline(Pipeline):
 
     @classmethod
     def stages(cls) -> list:
-        from lumen_cli.train.stage import Stage
+        from lumen_cli.methods.diff_retinex.train import stages
 
-        return [
-            Stage(
-                "tdn",
-                ("tdn",),
-                tdn_loss,
-                validate_full=False,
-                defaults={"steps": 800, "lr": 1e-3, "crop": 128, "batch_size": 4},
-            ),
-            tone_stage(),
-            Stage(
-                "rda",
-                ("rda",),
-                rda_loss,
-                uses=("tdn", "tone"),
-                validate_full=False,
-                # (near-)whole images, stackable whatever their size
-                defaults={"steps": 3000, "lr": 5e-4, "resize": 512, "crop": 512, "batch_size": 8},
-            ),
-            Stage(
-                "ida",
-                ("ida",),
-                ida_loss,
-                uses=("tdn", "rda"),
-                defaults={
-                    "steps": 2000,
-                    "lr": 5e-4,
-                    "crop": None,
-                    "resize": 64,
-                    "batch_size": 8,
-                    "val_every": 500,
-                    "val_steps": 5,
-                },
-            ),
-        ]
+        return stages()
 
     # -- inference ----------------------------------------------------------------------
     def _steps(self, opts: EnhanceOptions) -> int:

@@ -16,14 +16,10 @@ from __future__ import annotations
 
 import torch
 
-from lumen_cli.pipelines.base import (
-    EnhanceOptions,
-    Pipeline,
-    Region,
-    centre_crop,
-    crop_ctx,
-    shrink,
-)
+from lumen_cli.ops.color import luma
+from lumen_cli.ops.filters import estimate_noise, guided_coeffs, guided_filter
+from lumen_cli.ops.resize import centre_crop, shrink
+from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx
 from lumen_cli.retinex import classical as C
 
 ANALYSIS_SIDE = 512  # long side of the whole-image analysis copy
@@ -44,12 +40,12 @@ class RetinexPipeline(Pipeline):
         t0 = C.max_rgb(small)
         t = C.wls_smooth(t0)
         # guided upsampling coefficients: full-res T ~= a * max_rgb(full) + b
-        a, b = C.guided_coeffs(t0, t, r=2, eps=1e-3)
+        a, b = guided_coeffs(t0, t, r=2, eps=1e-3)
         exposure = float(opts.exposure or 1.0)
         target = min(0.9, TARGET_LUMA * exposure)
         gamma = _choose_gamma(small, t, target)
         # noise level from a centre crop of the full-resolution input
-        sigma = C.estimate_noise(centre_crop(x, 512))
+        sigma = estimate_noise(centre_crop(x, 512))
         return {"a": a, "b": b, "gamma": gamma, "sigma": sigma}
 
     def _illumination(self, x: torch.Tensor, ctx: dict, region: Region) -> torch.Tensor:
@@ -61,14 +57,14 @@ class RetinexPipeline(Pipeline):
         x = x.float()
         t = self._illumination(x, ctx, region)
         sigma = max(ctx["sigma"], 1e-4)
-        denoised = C.guided_filter(x, x, r=2, eps=(2.5 * sigma) ** 2)
+        denoised = guided_filter(x, x, r=2, eps=(2.5 * sigma) ** 2)
         w = (1.0 - t).clamp(0, 1) ** 2  # denoise where the gain is large
         x = x + w * (denoised - x)
         # chroma noise (JPEG blocks, sensor colour noise) is what a big gain shows most: smooth
         # the colour difference to luma over a wider window where the illumination is dark
-        y = C.luma(x)
+        y = luma(x)
         chroma = x - y
-        smooth = C.guided_filter(y, chroma, r=CHROMA_RADIUS, eps=(4 * sigma) ** 2)
+        smooth = guided_filter(y, chroma, r=CHROMA_RADIUS, eps=(4 * sigma) ** 2)
         x = y + chroma + w * (smooth - chroma)
         gain = t ** (ctx["gamma"] - 1.0)
         return (x * gain).clamp(0, 1)
@@ -82,7 +78,7 @@ class RetinexPipeline(Pipeline):
 def _choose_gamma(x: torch.Tensor, t: torch.Tensor, target: float) -> float:
     """Bisection for gamma in [0.05, 1] so that mean luma of x * T^(gamma-1) hits ``target``."""
     t = t.clamp(FLOOR, 1.0)
-    y = C.luma(x)
+    y = luma(x)
 
     def mean_at(g):
         return float((y * t ** (g - 1.0)).clamp(0, 1).mean())

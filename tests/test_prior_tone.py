@@ -3,12 +3,11 @@ Retinex methods, plus fine-tuning with ``--init``."""
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from lumen_cli.nets.tone import ToneCurveNet, apply_curves, hold_shadow_balance
-from lumen_cli.pipelines import tone as T
+from lumen_cli.prior import tone as T
+from lumen_cli.train import tone_stage as TS
 
 
 def _identity_curves(b: int, k: int) -> torch.Tensor:
@@ -82,21 +81,21 @@ def test_tone_stage_learns_a_gamma_curve():
     low = torch.nn.functional.interpolate(low, size=(32, 32), mode="bilinear") * 0.25
     batch = {"low": low, "high": low**0.45}
     nets["tone"].eval()
-    before, _ = T.tone_loss(nets, batch, 0)
+    before, _ = TS.tone_loss(nets, batch, 0)
     nets["tone"].train()
     for step in range(150):
-        loss, logs = T.tone_loss(nets, batch, step)
+        loss, logs = TS.tone_loss(nets, batch, step)
         opt.zero_grad()
         loss.backward()
         opt.step()
     nets["tone"].eval()
-    after, logs = T.tone_loss(nets, batch, 0)
+    after, logs = TS.tone_loss(nets, batch, 0)
     assert float(after.detach()) < 0.5 * float(before.detach())
     assert logs["l1"] < 0.05
 
 
 def test_match_luma_reaches_each_images_target_and_keeps_hue():
-    from lumen_cli.retinex.classical import luma
+    from lumen_cli.ops.color import luma
 
     torch.manual_seed(0)
     x = torch.rand(3, 3, 16, 16) * torch.tensor([0.1, 0.3, 0.6]).view(3, 1, 1, 1)
@@ -122,9 +121,9 @@ def test_tone_loss_target_luma_takes_brightness_out_of_the_target():
     low = torch.nn.functional.interpolate(torch.rand(1, 3, 4, 4), size=(32, 32)) * 0.2
     ref = low**0.45
     darker = ((ref**2.2) * 0.5) ** (1 / 2.2)
-    a, _ = T.tone_loss(nets, {"low": low, "high": ref}, 0, target_luma=0.4, crop=32)
-    b, _ = T.tone_loss(nets, {"low": low, "high": darker}, 0, target_luma=0.4, crop=32)
-    c, _ = T.tone_loss(nets, {"low": low, "high": darker}, 0, crop=32)
+    a, _ = TS.tone_loss(nets, {"low": low, "high": ref}, 0, target_luma=0.4, crop=32)
+    b, _ = TS.tone_loss(nets, {"low": low, "high": darker}, 0, target_luma=0.4, crop=32)
+    c, _ = TS.tone_loss(nets, {"low": low, "high": darker}, 0, crop=32)
     a, b, c = (float(t.detach()) for t in (a, b, c))
     assert abs(a - b) < 1e-3
     assert abs(b - c) > 1e-2
@@ -140,7 +139,7 @@ def test_tone_reflectance_under_illumination_reconstructs_the_toned_image():
 
 
 def test_kind_with_tone_restores_from_the_toned_reflectance():
-    from lumen_cli.pipelines.kind import KinDPipeline, restore_input
+    from lumen_cli.methods.kind.pipeline import KinDPipeline, restore_input
 
     torch.manual_seed(0)
     x = torch.rand(1, 3, 16, 16) * 0.3
@@ -167,7 +166,7 @@ def test_kind_with_tone_restores_from_the_toned_reflectance():
 def test_init_fine_tunes_from_a_weights_file_and_export_keeps_those_nets(tmp_path):
     """--init loads matching nets; a later --stage may use nets the run never trained; the
     export carries the --init weights for them."""
-    from lumen_cli.pipelines.kind import KinDPipeline
+    from lumen_cli.methods.kind.pipeline import KinDPipeline
     from lumen_cli.train.export import export_run
     from lumen_cli.train.runner import train
     from lumen_cli.weights.checkpoint import load_nets, save_nets
@@ -201,7 +200,7 @@ def test_init_fine_tunes_from_a_weights_file_and_export_keeps_those_nets(tmp_pat
 
 
 def test_gaussian_blur_keeps_constants_and_mass():
-    from lumen_cli.pipelines.base import gaussian_blur
+    from lumen_cli.ops.filters import gaussian_blur
 
     x = torch.full((2, 3, 20, 24), 0.3)
     assert torch.allclose(gaussian_blur(x, 2.0), x, atol=1e-6)
@@ -228,7 +227,7 @@ def test_smooth_chroma_reduces_colour_noise_and_keeps_luma():
 
 
 def test_denoise_luma_follows_the_measured_noise_and_keeps_edges_and_hue():
-    from lumen_cli.retinex.classical import estimate_noise
+    from lumen_cli.ops.filters import estimate_noise
 
     g = torch.Generator().manual_seed(0)
     clean = torch.full((1, 3, 64, 64), 0.3)
@@ -249,8 +248,8 @@ def test_denoise_luma_follows_the_measured_noise_and_keeps_edges_and_hue():
 
 
 def test_tone_noise_is_one_whole_image_number_so_tiles_agree():
+    from lumen_cli.methods.kind.pipeline import KinDPipeline
     from lumen_cli.pipelines.base import EnhanceOptions
-    from lumen_cli.pipelines.kind import KinDPipeline
     from lumen_cli.pipelines.run import enhance_image
 
     torch.manual_seed(0)
@@ -281,8 +280,8 @@ def test_anchor_detail_keeps_the_tone_priors_low_frequencies():
     out = T.anchor_detail(r_in + checker, r_in, 2.0)
     assert (out - r_in - checker).abs()[..., 8:-8, 8:-8].max() < 0.01
     # kind-lite at inference: the restoration net's global shift does not reach the output
+    from lumen_cli.methods.kind.pipeline import KinDPipeline
     from lumen_cli.pipelines.base import EnhanceOptions
-    from lumen_cli.pipelines.kind import KinDPipeline
 
     nets = KinDPipeline.build_nets("lite")
     pipe = KinDPipeline(nets)
@@ -367,116 +366,3 @@ def test_fit_curves_recovers_the_curve_that_made_the_reference():
     # a reference the curves cannot reach (a brighter copy, clipped) still gives valid curves
     fit = fit_curves(x, (y * 3).clamp(0, 1), knots=k)
     assert float(fit.min()) >= 0 and float(fit.max()) <= 1
-
-
-def test_highlight_rolloff_holds_highlights_keeps_hue_and_leaves_the_default_alone():
-    g = torch.Generator().manual_seed(5)
-    x = torch.rand(2, 3, 16, 16, generator=g)
-    assert torch.equal(T.highlight_rolloff(x, None), x)  # default rendering untouched
-    assert torch.equal(T.highlight_rolloff(x * 0.7, 0.7), x * 0.7)  # darker: nothing to hold
-    e = 2.0
-    y = T.highlight_rolloff(x * e, e)
-    m_in, m_out = (x * e).amax(1), y.amax(1)
-    below = m_in <= 1 / e
-    assert torch.equal(y.amax(1)[below], m_in[below])  # identity up to the knee 1/e
-    assert float(m_out.max()) <= 1.0 + 1e-6 and float(m_out.max()) > 0.95  # e lands near 1
-    # hue kept: every channel scaled alike
-    torch.testing.assert_close(y / m_out.unsqueeze(1), x / x.amax(1, keepdim=True))
-    # monotonic and continuous (slope 1 at the knee) in the max-RGB
-    m = torch.linspace(0, e, 401).view(1, 1, -1, 1).expand(1, 3, -1, 1).contiguous()
-    f = T.highlight_rolloff(m, e)[0, 0, :, 0]
-    d = torch.diff(f)
-    assert bool((d >= 0).all()) and float(d.max()) <= float(torch.diff(m[0, 0, :, 0]).max()) + 1e-6
-    assert abs(float(f[-1]) - 1.0) < 1e-6
-    assert float(T.highlight_rolloff(torch.full((1, 3, 1, 1), 3.0), e).max()) == 1.0
-
-
-def test_shadow_floor_lifts_black_by_b_and_leaves_brighter_values():
-    from lumen_cli.pipelines.tone import shadow_floor
-
-    x = torch.tensor([0.0, 4 / 255, 0.5, 1.0]).view(1, 1, 1, 4).expand(1, 3, 1, 4)
-    y = shadow_floor(x, b=4 / 255, tau=4 / 255)
-    assert torch.allclose(y[..., 0], torch.full((1, 3, 1), 4 / 255))
-    assert torch.allclose(y[..., 1], torch.full((1, 3, 1), 4 / 255 + 4 / 255 * math.exp(-1)))
-    assert torch.allclose(y[..., 2:], x[..., 2:], atol=1e-6)
-    assert torch.equal(shadow_floor(x, b=0), x)
-
-
-def test_window_dct_is_the_dct_of_every_window_and_window_idct_its_adjoint():
-    n = 4
-    m = T.dct_matrix(n)
-    assert torch.allclose(m @ m.T, torch.eye(n), atol=1e-6)  # orthonormal
-    g = torch.Generator().manual_seed(0)
-    y = torch.rand(1, 1, 9, 11, generator=g)
-    coef = T.window_dct(y, m)
-    assert coef.shape == (1, n * n, 6, 8)
-    for i, j in [(0, 0), (2, 5), (5, 7)]:
-        d = m @ y[0, 0, i : i + n, j : j + n] @ m.T  # d[v, u]: vertical v, horizontal u
-        assert torch.allclose(coef[0, :, i, j], d.T.reshape(-1), atol=1e-5)
-    z = torch.randn(coef.shape, generator=g)
-    assert torch.allclose((coef * z).sum(), (y * T.window_idct(z, m)).sum(), rtol=1e-4)
-
-
-def test_dct_deblock_removes_amplified_block_steps_only_where_the_gain_is_high():
-    g = torch.Generator().manual_seed(0)
-    levels = 0.45 + 0.1 * torch.rand(1, 1, 4, 12, generator=g)
-    out = levels.repeat_interleave(8, 2).repeat_interleave(8, 3).expand(1, 3, 32, 96).clone()
-    x_in = out.clone()
-    x_in[..., :48] = out[..., :48] / 30  # left half: the output is the input amplified 30x
-    y = T.dct_deblock(x_in, out)
-
-    def steps(t, c0, c1):  # mean |horizontal step| across the block edges of columns c0..c1
-        d = (t[..., 4:-4, 1:] - t[..., 4:-4, :-1]).abs()
-        return d[..., [c - 1 for c in range(c0, c1, 8)]].mean()
-
-    assert steps(y, 8, 33) < 0.5 * steps(out, 8, 33)  # flattened where the gain was ~30
-    # at gain ~1, past the reach (15 px windows + the gain blur): a fifth of an 8-bit level on
-    # average; the threshold (1.75 levels) softens only the faintest block edges, by < 3 levels
-    kept = (y - out)[..., 4:-4, 48 + 28 :].abs()
-    assert kept.mean() < 0.25 / 255 and kept.max() < 3 / 255
-    flat = torch.full((1, 3, 16, 16), 0.3)
-    assert torch.allclose(T.dct_deblock(flat / 20, flat), flat, atol=1e-6)  # a flat image stays
-    assert torch.equal(T.dct_deblock(x_in, out, k=0, kc=0), out)
-    tiny = torch.rand(1, 3, 5, 6, generator=g)  # smaller than a window: replicate padding
-    assert T.dct_deblock(tiny / 10, tiny).shape == tiny.shape
-
-
-def test_dct_deblock_strips_do_not_change_the_result(monkeypatch):
-    g = torch.Generator().manual_seed(1)
-    out = torch.rand(2, 3, 45, 37, generator=g)
-    x_in = out / (1 + 20 * torch.rand(2, 1, 45, 37, generator=g))
-    monkeypatch.setattr(T, "DEBLOCK_STRIP", 1000)  # one strip: every window at once
-    whole = T.dct_deblock(x_in, out)
-    for strip in (1, 5, 32):  # strip edges inside, at and past the image's rows
-        monkeypatch.setattr(T, "DEBLOCK_STRIP", strip)
-        assert torch.allclose(T.dct_deblock(x_in, out), whole, atol=1e-6)
-    assert (whole - out).abs().max() > 1 / 255  # the case is not trivial: it did change
-
-
-def test_dct_deblock_passes_gradients_to_the_output():
-    g = torch.Generator().manual_seed(2)
-    out = torch.rand(1, 3, 20, 24, generator=g).requires_grad_()
-    T.dct_deblock(out.detach() / 10, out).sum().backward()
-    assert out.grad is not None and torch.isfinite(out.grad).all() and out.grad.abs().sum() > 0
-
-
-def test_dct_deblock_thresholds_chroma_apart_from_luma():
-    from lumen_cli.pipelines.base import rgb_to_ycbcr, ycbcr_to_rgb
-
-    g = torch.Generator().manual_seed(3)
-    ycc = torch.zeros(1, 3, 32, 32)
-    ycc[:, 0] = 0.5  # flat luma; Cb and Cr in 8x8 tiles with steps between them
-    ycc[:, 1:] = (
-        (0.04 * torch.rand(1, 2, 4, 4, generator=g)).repeat_interleave(8, 2).repeat_interleave(8, 3)
-    )
-    out = ycbcr_to_rgb(ycc).clamp(0, 1)
-    x_in = out / 30  # brightened 30x
-    chroma = rgb_to_ycbcr(out)[:, 1:]
-
-    def steps(t):  # mean |horizontal chroma step| across the block edges
-        d = rgb_to_ycbcr(t)[:, 1:, 4:-4]
-        return (d[..., 1:] - d[..., :-1]).abs()[..., [7, 15, 23]].mean()
-
-    luma_only = T.dct_deblock(x_in, out, kc=0)
-    assert torch.allclose(rgb_to_ycbcr(luma_only)[:, 1:], chroma, atol=1e-5)  # chroma untouched
-    assert steps(T.dct_deblock(x_in, out)) < 0.5 * steps(out)  # the chroma threshold flattens

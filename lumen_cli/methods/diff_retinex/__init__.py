@@ -1,0 +1,1 @@
+"""Diff-Retinex (Yi, Xu, Zhang, Ma, ICCV 2023): nets, pipeline, training."""

@@ -1,0 +1,1 @@
+"""KinD (Zhang, Zhang, Guo, ACM MM 2019): nets, pipeline, training."""

@@ -1,0 +1,1 @@
+"""Classical illumination-map Retinex (LIME-like), no learned weights."""

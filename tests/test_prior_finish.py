@@ -1,0 +1,122 @@
+"""The shadow finish and the highlight roll-off (``lumen_cli.prior.finish``)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from lumen_cli.prior import finish
+
+
+def test_highlight_rolloff_holds_highlights_keeps_hue_and_leaves_the_default_alone():
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(2, 3, 16, 16, generator=g)
+    assert torch.equal(finish.highlight_rolloff(x, None), x)  # default rendering untouched
+    assert torch.equal(finish.highlight_rolloff(x * 0.7, 0.7), x * 0.7)  # darker: nothing to hold
+    e = 2.0
+    y = finish.highlight_rolloff(x * e, e)
+    m_in, m_out = (x * e).amax(1), y.amax(1)
+    below = m_in <= 1 / e
+    assert torch.equal(y.amax(1)[below], m_in[below])  # identity up to the knee 1/e
+    assert float(m_out.max()) <= 1.0 + 1e-6 and float(m_out.max()) > 0.95  # e lands near 1
+    # hue kept: every channel scaled alike
+    torch.testing.assert_close(y / m_out.unsqueeze(1), x / x.amax(1, keepdim=True))
+    # monotonic and continuous (slope 1 at the knee) in the max-RGB
+    m = torch.linspace(0, e, 401).view(1, 1, -1, 1).expand(1, 3, -1, 1).contiguous()
+    f = finish.highlight_rolloff(m, e)[0, 0, :, 0]
+    d = torch.diff(f)
+    assert bool((d >= 0).all()) and float(d.max()) <= float(torch.diff(m[0, 0, :, 0]).max()) + 1e-6
+    assert abs(float(f[-1]) - 1.0) < 1e-6
+    assert float(finish.highlight_rolloff(torch.full((1, 3, 1, 1), 3.0), e).max()) == 1.0
+
+
+def test_shadow_floor_lifts_black_by_b_and_leaves_brighter_values():
+    from lumen_cli.prior.finish import shadow_floor
+
+    x = torch.tensor([0.0, 4 / 255, 0.5, 1.0]).view(1, 1, 1, 4).expand(1, 3, 1, 4)
+    y = shadow_floor(x, b=4 / 255, tau=4 / 255)
+    assert torch.allclose(y[..., 0], torch.full((1, 3, 1), 4 / 255))
+    assert torch.allclose(y[..., 1], torch.full((1, 3, 1), 4 / 255 + 4 / 255 * math.exp(-1)))
+    assert torch.allclose(y[..., 2:], x[..., 2:], atol=1e-6)
+    assert torch.equal(shadow_floor(x, b=0), x)
+
+
+def test_window_dct_is_the_dct_of_every_window_and_window_idct_its_adjoint():
+    n = 4
+    m = finish.dct_matrix(n)
+    assert torch.allclose(m @ m.T, torch.eye(n), atol=1e-6)  # orthonormal
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(1, 1, 9, 11, generator=g)
+    coef = finish.window_dct(y, m)
+    assert coef.shape == (1, n * n, 6, 8)
+    for i, j in [(0, 0), (2, 5), (5, 7)]:
+        d = m @ y[0, 0, i : i + n, j : j + n] @ m.T  # d[v, u]: vertical v, horizontal u
+        assert torch.allclose(coef[0, :, i, j], d.T.reshape(-1), atol=1e-5)
+    z = torch.randn(coef.shape, generator=g)
+    assert torch.allclose((coef * z).sum(), (y * finish.window_idct(z, m)).sum(), rtol=1e-4)
+
+
+def test_dct_deblock_removes_amplified_block_steps_only_where_the_gain_is_high():
+    g = torch.Generator().manual_seed(0)
+    levels = 0.45 + 0.1 * torch.rand(1, 1, 4, 12, generator=g)
+    out = levels.repeat_interleave(8, 2).repeat_interleave(8, 3).expand(1, 3, 32, 96).clone()
+    x_in = out.clone()
+    x_in[..., :48] = out[..., :48] / 30  # left half: the output is the input amplified 30x
+    y = finish.dct_deblock(x_in, out)
+
+    def steps(t, c0, c1):  # mean |horizontal step| across the block edges of columns c0..c1
+        d = (t[..., 4:-4, 1:] - t[..., 4:-4, :-1]).abs()
+        return d[..., [c - 1 for c in range(c0, c1, 8)]].mean()
+
+    assert steps(y, 8, 33) < 0.5 * steps(out, 8, 33)  # flattened where the gain was ~30
+    # at gain ~1, past the reach (15 px windows + the gain blur): a fifth of an 8-bit level on
+    # average; the threshold (1.75 levels) softens only the faintest block edges, by < 3 levels
+    kept = (y - out)[..., 4:-4, 48 + 28 :].abs()
+    assert kept.mean() < 0.25 / 255 and kept.max() < 3 / 255
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    assert torch.allclose(finish.dct_deblock(flat / 20, flat), flat, atol=1e-6)  # a flat image stays
+    assert torch.equal(finish.dct_deblock(x_in, out, k=0, kc=0), out)
+    tiny = torch.rand(1, 3, 5, 6, generator=g)  # smaller than a window: replicate padding
+    assert finish.dct_deblock(tiny / 10, tiny).shape == tiny.shape
+
+
+def test_dct_deblock_strips_do_not_change_the_result(monkeypatch):
+    g = torch.Generator().manual_seed(1)
+    out = torch.rand(2, 3, 45, 37, generator=g)
+    x_in = out / (1 + 20 * torch.rand(2, 1, 45, 37, generator=g))
+    monkeypatch.setattr(finish, "DEBLOCK_STRIP", 1000)  # one strip: every window at once
+    whole = finish.dct_deblock(x_in, out)
+    for strip in (1, 5, 32):  # strip edges inside, at and past the image's rows
+        monkeypatch.setattr(finish, "DEBLOCK_STRIP", strip)
+        assert torch.allclose(finish.dct_deblock(x_in, out), whole, atol=1e-6)
+    assert (whole - out).abs().max() > 1 / 255  # the case is not trivial: it did change
+
+
+def test_dct_deblock_passes_gradients_to_the_output():
+    g = torch.Generator().manual_seed(2)
+    out = torch.rand(1, 3, 20, 24, generator=g).requires_grad_()
+    finish.dct_deblock(out.detach() / 10, out).sum().backward()
+    assert out.grad is not None and torch.isfinite(out.grad).all() and out.grad.abs().sum() > 0
+
+
+def test_dct_deblock_thresholds_chroma_apart_from_luma():
+    from lumen_cli.ops.color import rgb_to_ycbcr, ycbcr_to_rgb
+
+    g = torch.Generator().manual_seed(3)
+    ycc = torch.zeros(1, 3, 32, 32)
+    ycc[:, 0] = 0.5  # flat luma; Cb and Cr in 8x8 tiles with steps between them
+    ycc[:, 1:] = (
+        (0.04 * torch.rand(1, 2, 4, 4, generator=g)).repeat_interleave(8, 2).repeat_interleave(8, 3)
+    )
+    out = ycbcr_to_rgb(ycc).clamp(0, 1)
+    x_in = out / 30  # brightened 30x
+    chroma = rgb_to_ycbcr(out)[:, 1:]
+
+    def steps(t):  # mean |horizontal chroma step| across the block edges
+        d = rgb_to_ycbcr(t)[:, 1:, 4:-4]
+        return (d[..., 1:] - d[..., :-1]).abs()[..., [7, 15, 23]].mean()
+
+    luma_only = finish.dct_deblock(x_in, out, kc=0)
+    assert torch.allclose(rgb_to_ycbcr(luma_only)[:, 1:], chroma, atol=1e-5)  # chroma untouched
+    assert steps(finish.dct_deblock(x_in, out)) < 0.5 * steps(out)  # the chroma threshold flattens
