@@ -8,6 +8,7 @@ import sys
 import typer
 
 from lumen_cli import __version__
+from lumen_cli.cli import compare as compare_mod
 from lumen_cli.cli import decompose as decompose_mod
 from lumen_cli.cli import enhance as enhance_mod
 from lumen_cli.cli import eval_cmd, info, train_cmd, weights_cmd
@@ -65,6 +66,9 @@ app.command("env")(info.env)
 app.add_typer(weights_cmd.app, name="weights", help="List, fetch, verify and publish weights.")
 train_cmd.register(app)
 eval_cmd.register(app)
+app.command("compare", help=compare_mod.HELP, short_help="A contact sheet of several methods.")(
+    compare_mod.compare
+)
 
 
 def main(argv: list[str] | None = None) -> int:
