@@ -75,21 +75,29 @@ def cpu_has_fast_bf16() -> bool:
     return bool({"amx_bf16", "avx512_bf16"} & flags)
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """'auto'|'fp32'|'bf16'|'fp16' -> the autocast dtype for ``device`` (float32: no autocast)."""
+def resolve_precision(precision: str, device: torch.device, training: bool = False) -> torch.dtype:
+    """'auto'|'fp32'|'bf16'|'fp16' -> the autocast dtype for ``device`` (float32: no autocast).
+
+    The one precision policy of lumen. Inference: 'auto' is bf16 on CUDA with bf16 (else fp16),
+    fp16 on MPS, bf16 on CPUs with native bf16 (AMX / AVX512-BF16), else fp32. ``training``:
+    never fp16 (no loss scaling in the training engine): 'auto' falls back to fp32 where
+    inference would use fp16, and an explicit 'fp16' is an error."""
     precision = (precision or "auto").lower()
     if precision not in PRECISIONS:
         raise DeviceError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}.")
     if precision != "auto":
         dtype = _DTYPES[precision]
-        if device.type == "cpu" and dtype is torch.float16:
-            raise DeviceError("--precision fp16 is not supported on the CPU; use bf16 or fp32.")
+        if dtype is torch.float16 and (training or device.type == "cpu"):
+            where = "for training" if training else "on the CPU"
+            raise DeviceError(f"--precision fp16 is not supported {where}; use bf16 or fp32.")
         return dtype
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "mps":
-        return torch.float16
-    return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    elif device.type == "mps":
+        dtype = torch.float16
+    else:
+        dtype = torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+    return torch.float32 if training and dtype is torch.float16 else dtype
 
 
 def autocast(device: torch.device, dtype: torch.dtype):

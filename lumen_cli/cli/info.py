@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import struct
 from math import prod
 from pathlib import Path
 
@@ -12,9 +11,9 @@ import typer
 
 def _params_in(path: Path) -> int:
     """Parameter count of a safetensors file, from its header alone (no torch)."""
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
+    from lumen_cli.weights.checkpoint import read_header
+
+    header = read_header(Path(path))
     return sum(prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
 
 

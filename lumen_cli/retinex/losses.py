@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 
 from lumen_cli.metrics import ssim_loss
+from lumen_cli.ops.color import LUMA
 
 __all__ = [
     "rgb_to_gray",
@@ -39,7 +40,7 @@ __all__ = [
     "ssim_loss",
 ]
 
-_GRAY = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma weights, as tf.image.rgb_to_grayscale
+_GRAY = LUMA  # BT.601, as tf.image.rgb_to_grayscale
 
 
 def rgb_to_gray(x: torch.Tensor) -> torch.Tensor:

@@ -31,10 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lumen_cli.ops.color import LUMA
 from lumen_cli.train.data import list_images, read_rgb8
 
 DEFAULT_SCENE_PATTERN = r"^([^_]+)_"
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+_LUMA = np.array(LUMA, np.float32)
 
 
 @dataclass

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lumen_cli.ops.color import LUMA
+
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 _CACHE: dict[tuple[str, int | None], np.ndarray] = {}
 
@@ -82,7 +84,7 @@ def match_by_name(sources: list[Path], targets: list[Path]) -> list[tuple[Path, 
 
 
 def mean_luma(img: np.ndarray) -> float:
-    return float((img[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114])).mean() / 255)
+    return float((img[..., :3].astype(np.float32) @ np.array(LUMA)).mean() / 255)
 
 
 def unpaired_files(

@@ -27,26 +27,13 @@ from lumen_cli.train import dist
 from lumen_cli.train.stage import Stage
 
 
-def cpu_supports_bf16() -> bool:
-    """True when /proc/cpuinfo lists AMX-BF16 or AVX512-BF16 (fast bf16 matmuls/convs)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """'auto' | 'bf16' | 'fp32' -> autocast dtype (None: plain fp32)."""
-    if precision == "fp32":
-        return None
-    if precision not in ("auto", "bf16"):
-        raise ValueError(f"precision must be auto, bf16 or fp32, not {precision!r}")
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    if device.type == "cpu" and (precision == "bf16" or cpu_supports_bf16()):
-        return torch.bfloat16
-    return None
+    """The training autocast dtype (``devices.resolve_precision`` with training=True), None
+    for plain fp32."""
+    from lumen_cli.devices import resolve_precision
+
+    dtype = resolve_precision(precision, device, training=True)
+    return None if dtype is torch.float32 else dtype
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:

@@ -117,7 +117,7 @@ def save_nets(
 
 
 # -- reading ------------------------------------------------------------------------------
-def _read_header(path: Path) -> dict[str, Any]:
+def read_header(path: Path) -> dict[str, Any]:
     """The safetensors JSON header of ``path``, read without torch or the tensor data."""
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
@@ -148,7 +148,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     Raises WeightsError when the file is missing or not a safetensors file. It does not
     require lumen keys; use ``check_lumen_file`` for that.
     """
-    meta = _read_header(Path(path)).get("__metadata__") or {}
+    meta = read_header(Path(path)).get("__metadata__") or {}
     return {str(k): str(v) for k, v in meta.items()}
 
 
