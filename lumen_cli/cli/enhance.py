@@ -50,6 +50,13 @@ def enhance(
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: one per core)."),
     json_lines: bool = typer.Option(False, "--json", help="One JSON record per file on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or chatter."),
+    shard: str = typer.Option(
+        None,
+        "--shard",
+        metavar="K/N",
+        help="Process only shard K of N (K from 0): inputs sorted by path, every N-th from K. "
+        "For job arrays; outputs are named as without --shard.",
+    ),
 ) -> None:
     console.set_quiet(quiet)
     console.route_warnings()
@@ -59,6 +66,10 @@ def enhance(
     if not jobs:
         raise UsageError("no input images found") if not missing else typer.Exit(EXIT_FAILED)
     assign_outputs(jobs, output, suffix, fmt, inputs)
+    if shard is not None:
+        jobs = _shard(jobs, shard)
+        if not jobs:
+            raise typer.Exit(EXIT_FAILED if missing else 0)
     if json_lines and any(j.dest == STDIO for j in jobs):
         raise UsageError(
             "--json writes records to stdout; it cannot be used with image output "
@@ -111,6 +122,16 @@ def enhance(
     if missing:
         code = EXIT_FAILED
     raise typer.Exit(code)
+
+
+def _shard(jobs, spec: str):
+    from lumen_cli.cli.shard import parse_shard, take_shard
+
+    if any(j.source == STDIO for j in jobs):
+        raise UsageError("--shard splits files and folders, not stdin")
+    part = take_shard(jobs, parse_shard(spec))
+    console.info(f"lumen: shard {spec.strip()}: {len(part)} of {len(jobs)} inputs")
+    return part
 
 
 def parse_tile(tile: str):
