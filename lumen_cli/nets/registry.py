@@ -23,6 +23,8 @@ ARCHS: dict[str, str] = {
     "tone.curves": "lumen_cli.nets.tone:ToneCurveNet",
     "lighten-diffusion.ctdn": "lumen_cli.methods.lighten_diffusion.nets:CTDN",
     "lighten-diffusion.unet": "lumen_cli.methods.lighten_diffusion.unet:DiffusionUNet",
+    "lldiffusion.encoder": "lumen_cli.methods.lldiffusion.nets:DegEncoder",
+    "lldiffusion.unet": "lumen_cli.methods.lldiffusion.unet:DiffusionUNet",
 }
 
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 # method -> "module:function" (explicit, imported only when used)
 CONVERTERS: dict[str, str] = {
     "lighten-diffusion": "lumen_cli.methods.lighten_diffusion.convert:convert",
+    "lldiffusion": "lumen_cli.methods.lldiffusion.convert:convert",
 }
 
 # classes the official pickles may hold besides tensors and plain containers

@@ -1,0 +1,158 @@
+"""LLDiffusion: parity with the official code (``../shared/parity/lldiffusion``, LOL and LOL-v2
+architectures), full-size key coverage and parameter counts, degradation awareness, the joint
+loss and the freeze, the pipeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from lumen_cli.diffusion.ddpm import ddim_eps_sample
+from lumen_cli.methods.lldiffusion import sampling as S
+from lumen_cli.methods.lldiffusion.nets import DegEncoder, colour_map, eps_model
+from lumen_cli.methods.lldiffusion.presets import PRESETS
+from lumen_cli.nets.registry import build_net
+
+PARITY = Path(__file__).resolve().parents[1].parent / "shared" / "parity" / "lldiffusion"
+FILES = {"lol": ("LOL/best-355-23.32.pth", "io.safetensors"),
+         "v2": ("lol-v2-real/best-5499-24.10.pth", "io_v2.safetensors")}  # fmt: skip
+
+
+def close(a: torch.Tensor, ref: torch.Tensor) -> None:
+    tol = 1e-4 * max(1.0, float(ref.abs().max()))
+    err = float((a.float() - ref.float()).abs().max())
+    assert err <= tol, f"max abs err {err:.3g} > {tol:.3g}"
+
+
+@pytest.fixture(scope="module", params=["lol", "v2"])
+def fixture(request):
+    if not PARITY.is_dir():
+        pytest.skip("parity fixture ../shared/parity/lldiffusion not present")
+    from safetensors.torch import load_file
+
+    from lumen_cli.methods.lldiffusion.convert import convert
+
+    ck, io = FILES[request.param]
+    conv = convert([PARITY / ck])
+    for m in conv.nets.values():
+        m.eval()
+    return request.param, conv, load_file(str(PARITY / io))
+
+
+@torch.no_grad()
+def test_units(fixture):
+    kind, conv, io = fixture
+    enc, den, gen = (conv.nets[k] for k in ("encoder", "denoiser", "generator"))
+    close(colour_map(io["colormap.in"]), io["colormap.out"])
+    feats = enc(io["encoder.in"])
+    assert len(feats) == (3 if kind == "lol" else 6)
+    for i, f in enumerate(feats):
+        close(f, io[f"encoder.feat{i}"])
+    mu, inter = enc.encoder(io["encoder.in"], features=True)
+    close(mu, io["encoder.mu"])
+    for i, f in enumerate(inter):
+        close(f, io[f"encoder.conv_feat{i}"])
+    close(gen(io["input.high_m11"], None, feats), io["deg_unet.out"])
+    cond, fn = io["denoiser.cond"], eps_model(enc, den)
+    for t in (40, 480, 960):
+        t_ = io[f"denoiser.t{t}.t"]
+        close(den.temb_mlp(t_), io[f"denoiser.t{t}.temb"])
+        close(fn(io[f"denoiser.t{t}.x_t"], cond, t_), io[f"denoiser.t{t}.eps"])
+    x = io["denoiser.t480.x_t"]
+    close(torch.cat([x, cond, colour_map(cond)], 1), io["denoiser.unet_in"])
+
+
+def test_schedule(fixture):
+    _, _, io = fixture
+    ab = S.schedule()
+    close(torch.cat([torch.ones(1), ab]), io["schedule.alpha_bar_from_minus1"])
+    pairs = S.step_pairs(25)
+    assert [t for t, _ in pairs] == io["schedule.ddim25.t_iter"].tolist()
+    assert [t for _, t in pairs] == io["schedule.ddim25.t_next_iter"].tolist()
+    assert sorted(t for t, _ in pairs) == io["schedule.ddim25.seq"].tolist()
+    assert [t for t, _ in S.step_pairs(5)] == io["schedule.ddim5.t_iter"].tolist()
+    assert len(S.step_pairs(30)) == 31  # the official quirk
+
+
+@torch.no_grad()
+def test_whole_image_sampling(fixture):
+    kind, conv, io = fixture
+    fn = eps_model(conv.nets["encoder"], conv.nets["denoiser"])
+    cond = S.official_pad(io["ddim25.low"]) * 2 - 1
+    close(cond, io["ddim25.cond_padded"])
+    for steps in (25, 5):
+        key, trace = f"ddim{steps}", []
+        x = ddim_eps_sample(
+            lambda xt, t: fn(xt, cond, t), io[f"{key}.noise"], S.schedule(), S.step_pairs(steps),
+            trace=trace,
+        )  # fmt: skip
+        xs = [tr[1] for tr in trace] + [x]
+        if steps == 5:
+            close(torch.stack(xs), io["ddim5.xs"])
+        elif kind == "lol":
+            close(torch.stack([xs[int(k)] for k in io["ddim25.xs_index"]]), io["ddim25.xs"])
+            close(trace[0][2], io["ddim25.step0.eps"])
+        else:
+            close(x, io["ddim25.final_padded"])
+        close(((x[..., :64, :64] + 1) / 2).clamp(0, 1), io[f"{key}.out"])
+
+
+@torch.no_grad()
+def test_patch_sampling(fixture):
+    kind, conv, io = fixture
+    if kind != "lol":
+        pytest.skip("the v2 fixture has no patch mode")
+    corners = S.patch_corners(160, 160, 128, 16, cover=False)
+    assert torch.tensor(corners).equal(io["patch.corners"])
+    fn = S.patch_eps(eps_model(conv.nets["encoder"], conv.nets["denoiser"]), io["patch.cond"],
+                     corners, 128, batch=4)  # fmt: skip
+    trace = []
+    x = ddim_eps_sample(fn, io["patch.noise"], S.schedule(), S.step_pairs(2), trace=trace)
+    close(trace[0][2], io["patch.step0.et"])
+    close(torch.stack([trace[0][1], trace[1][1], x]), io["patch.xs"])
+    close(((x + 1) / 2).clamp(0, 1), io["patch.out"])
+
+
+def test_patch_corners_cover():
+    assert S.patch_corners(136, 150, 128, 16, cover=False) == [(0, 0), (0, 16)]
+    assert S.patch_corners(136, 150, 128, 16) == [(0, 0), (0, 16), (0, 22), (8, 0), (8, 16),
+                                                   (8, 22)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "preset,name,inference,total",
+    [("paper", "LOL/best-355-23.32.pth", 52_794_935, 60_633_388),
+     ("paper-v2", "lol-v2-real/best-5499-24.10.pth", 209_331_267, 384_492_742)],
+)  # fmt: skip
+def test_full_size_keys_and_counts(preset, name, inference, total):
+    if not PARITY.is_dir():
+        pytest.skip("parity fixture not present")
+    ref = json.loads((PARITY / "full_shapes.json").read_text())["checkpoints"][name]["state_dict"]
+    official = {"encoder": "encoder", "denoiser": "diff_unet", "generator": "deg_unet"}
+    with torch.device("meta"):
+        nets = {k: build_net(a, c) for k, (a, c) in PRESETS[preset].items()}
+    mine = {f"module.{official[n]}.{k}": list(v.shape)
+            for n, m in nets.items() for k, v in m.state_dict().items()}  # fmt: skip
+    assert mine == ref  # every key, every shape, nothing extra
+    counts = {n: sum(p.numel() for p in m.parameters()) for n, m in nets.items()}
+    assert counts["encoder"] + counts["denoiser"] == inference
+    assert sum(counts.values()) == total
+
+
+@torch.no_grad()
+def test_features_see_noise_level():
+    """Same scene, same brightness, only the sensor noise differs: the degradation features
+    differ (instance norm removes brightness offsets, not noise)."""
+    torch.manual_seed(0)
+    enc = DegEncoder(**PRESETS["lite"]["encoder"][1]).eval()
+    g = torch.Generator().manual_seed(1)
+    clean = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 64, 64, generator=g), 3, 1, 1) * 0.2
+    noisy = (clean + 0.03 * torch.randn(clean.shape, generator=g)).clamp(0, 1)
+    noisier = (clean + 0.06 * torch.randn(clean.shape, generator=g)).clamp(0, 1)
+    f0, f1, f2 = (enc(x * 2 - 1) for x in (clean, noisy, noisier))
+    for a, b, c in zip(f0, f1, f2, strict=True):
+        d1, d2 = (a - b).abs().mean(), (a - c).abs().mean()
+        assert d1 > 1e-3 * a.abs().mean() and d2 > d1
