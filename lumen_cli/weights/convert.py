@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 # method -> "module:function" (explicit, imported only when used)
 CONVERTERS: dict[str, str] = {
+    "diff-retinex": "lumen_cli.methods.diff_retinex.convert:convert",
+    "kind": "lumen_cli.methods.kind.convert:convert",
     "lighten-diffusion": "lumen_cli.methods.lighten_diffusion.convert:convert",
     "lldiffusion": "lumen_cli.methods.lldiffusion.convert:convert",
 }

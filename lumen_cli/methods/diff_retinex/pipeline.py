@@ -42,6 +42,7 @@ import torch
 
 from lumen_cli.diffusion.ddim import ddim_sample
 from lumen_cli.diffusion.schedule import alphas_cumprod, ddim_timesteps, linear_betas
+from lumen_cli.methods.diff_retinex.paper_pipeline import PAPER, PaperDiffRetinexPipeline, is_paper
 from lumen_cli.ops.resize import work_resize
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx
 from lumen_cli.prior.finish import finish_shadows, highlight_rolloff
@@ -115,56 +116,8 @@ PRESETS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
             },
         ),
     },
-    # the published sizes (official code): TDN dims 24/48/96, SR3 U-Nets inner 64 (RDA) and
-    # 32 (IDA) with multipliers 1/2/4/6 and attention at 1/4 resolution, noise prediction
-    "paper": {
-        "tdn": (
-            "diff-retinex.tdn",
-            {
-                "dim": 24,
-                "blocks": [1, 2, 2],
-                "refinement": 4,
-                "heads": [1, 2, 4],
-                "ffn_expansion": 2.66,
-                "l_channels": 32,
-            },
-        ),
-        "rda": (
-            "diff-retinex.denoiser",
-            {
-                "in_ch": 3,
-                "cond_ch": 9,
-                "out_ch": 3,
-                "inner": 64,
-                "mults": [1, 2, 4, 6],
-                "res_blocks": 2,
-                "attn_levels": [2],
-                "heads": 8,
-                "stem": 1,
-                "cond_blocks": 2,
-                "prediction": "eps",
-                **_RDA_SCHED,
-            },
-        ),
-        "ida": (
-            "diff-retinex.denoiser",
-            {
-                "in_ch": 1,
-                "cond_ch": 7,
-                "out_ch": 1,
-                "inner": 32,
-                "mults": [1, 2, 4, 6],
-                "res_blocks": 2,
-                "attn_levels": [2],
-                "heads": 8,
-                "stem": 1,
-                "cond_blocks": 2,
-                "prediction": "eps",
-                "work_size": 256,
-                **_IDA_SCHED,
-            },
-        ),
-    },
+    # the authors' architecture and test recipe (converted official weights): see paper_pipeline
+    "paper": PAPER,
 }
 
 
@@ -246,6 +199,12 @@ class DiffRetinexPipeline(Pipeline):
     presets: ClassVar = PRESETS
     default_preset = "lite"
     memory_per_pixel = 6144
+
+    def __new__(cls, nets=None):
+        # converted official weights (the paper preset) run the authors' own recipe
+        if cls is DiffRetinexPipeline and nets and is_paper(nets):
+            return PaperDiffRetinexPipeline(nets)
+        return super().__new__(cls)
 
     def __init__(self, nets=None):
         super().__init__(nets)
