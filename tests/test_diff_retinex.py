@@ -209,10 +209,11 @@ def test_rda_condition_base_gain_brightens_without_clipping():
 
 
 def test_rda_x0_estimates_keep_the_tone_bases_low_frequencies():
-    from lumen_cli.methods.diff_retinex.pipeline import rda_model
+    from lumen_cli.methods.diff_retinex.pipeline import rda_denoiser
 
     class Shifted(torch.nn.Module):  # an x0-predicting "RDA" that darkens and adds a checker
         prediction = "x0"
+        schedule = (1000, 1e-6, 1e-2)
 
         def forward(self, xt, gm, feats):
             return feats - 0.4 + checker
@@ -223,10 +224,10 @@ def test_rda_x0_estimates_keep_the_tone_bases_low_frequencies():
     base = base * 0.5 + 0.25
     feats = base * 2 - 1
     gm = torch.ones(1)
-    raw = rda_model(Shifted(), feats, None)(feats, gm)
+    raw = rda_denoiser(Shifted(), None).model_fn(feats)(feats, gm)
     assert torch.allclose(raw, feats - 0.4 + checker)  # no base: the net's own estimate
-    out = (rda_model(Shifted(), feats, base)(feats, gm) + 1) / 2
+    out = (rda_denoiser(Shifted(), base).model_fn(feats)(feats, gm) + 1) / 2
     inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
     # the global shift is gone, the pixel-scale checker (x0 in [-1,1]: /2 in [0,1]) is kept
     assert (out - base - checker / 2)[inner].abs().max() < 0.01
-    assert rda_model(Shifted(), feats, base, sigma=0)(feats, gm).equal(raw)
+    assert rda_denoiser(Shifted(), base, sigma=0).model_fn(feats)(feats, gm).equal(raw)

@@ -136,3 +136,29 @@ def test_objective_trains_a_tiny_denoiser():
         opt.step()
     assert float(loss.detach()) < 0.2 * first
     assert abs(float(w[0].detach()) - 0.5) < 0.1
+
+
+def test_denoiser_trains_and_samples_with_one_schedule():
+    from lumen_cli.diffusion.denoiser import Denoiser
+
+    class Net(torch.nn.Module):  # predicts x0 = 0.5 * feats whatever x_t
+        prediction = "x0"
+        schedule = (1000, 1e-6, 1e-2)
+
+        def forward(self, xt, gamma, feats):
+            return 0.5 * feats + 0 * xt
+
+    feats = torch.rand(2, 1, 8, 8)
+    d = Denoiser(Net())
+    a = alphas_cumprod(linear_betas(1000, 1e-6, 1e-2))
+    assert d.alphas(5) == [float(a[t]) for t in ddim_timesteps(1000, 5)]
+    noise = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    want = ddim_sample(lambda x, g: 0.5 * feats + 0 * x, noise, d.alphas(5), "x0")
+    assert torch.equal(d.sample(noise, feats, 5), want)
+    loss, x0 = d.loss(0.5 * feats, feats, generator=torch.Generator().manual_seed(1))
+    assert float(loss) == 0.0 and torch.equal(x0, 0.5 * feats)
+    shifted = Denoiser(Net(), x0_fn=lambda x0: x0 + 1)  # applied to every x0 estimate
+    assert torch.allclose(shifted.loss(0.5 * feats + 1, feats)[0], torch.zeros(()))
+    Net.prediction = "eps"
+    with pytest.raises(ValueError):
+        Denoiser(Net(), x0_fn=lambda x0: x0)

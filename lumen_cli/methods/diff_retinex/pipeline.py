@@ -40,8 +40,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from lumen_cli.diffusion.ddim import ddim_sample
-from lumen_cli.diffusion.schedule import alphas_cumprod, ddim_timesteps, linear_betas
+from lumen_cli.diffusion.denoiser import Denoiser
 from lumen_cli.methods.diff_retinex.paper_pipeline import PAPER, PaperDiffRetinexPipeline, is_paper
 from lumen_cli.ops.resize import work_resize
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx
@@ -121,18 +120,6 @@ PRESETS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
 }
 
 
-def sampling_alphas(net, steps: int) -> list[float]:
-    """alpha_bar at the ``steps`` DDIM steps of ``net``'s training schedule (noisiest first)."""
-    n, b0, b1 = net.schedule
-    a_bar = alphas_cumprod(linear_betas(n, b0, b1))
-    return [float(a_bar[t]) for t in ddim_timesteps(n, steps)]
-
-
-def _schedule_abar(net) -> torch.Tensor:
-    n, b0, b1 = net.schedule
-    return alphas_cumprod(linear_betas(n, b0, b1))
-
-
 def rda_condition(
     r: torch.Tensor,
     l_map: torch.Tensor,
@@ -177,19 +164,14 @@ def ida_condition(l_s: torch.Tensor, r_s: torch.Tensor, x_s: torch.Tensor) -> to
     return torch.cat([l_s, r_s, x_s], 1) * 2 - 1
 
 
-def rda_model(rda, feats, r_base: torch.Tensor | None, sigma: float = ANCHOR_SIGMA):
-    """model_fn(x_t, gamma) of the RDA for ``diffusion_loss`` / ``ddim_sample``. With a tone
-    base (lite) and x0 prediction, every x0 estimate keeps the low frequencies of R_base
-    (``anchor_detail``, lumen addition), in training and at each sampling step alike: the RDA
-    then learns and changes only noise and detail, the tone curves own brightness and colour."""
-
-    def fn(xt: torch.Tensor, gm: torch.Tensor) -> torch.Tensor:
-        out = rda(xt, gm, feats)
-        if r_base is None or sigma <= 0 or rda.prediction != "x0":
-            return out
-        return anchor_detail((out.float() + 1) / 2, r_base, sigma) * 2 - 1
-
-    return fn
+def rda_denoiser(rda, r_base: torch.Tensor | None, sigma: float = ANCHOR_SIGMA) -> Denoiser:
+    """The RDA as a ``Denoiser``. With a tone base (lite) and x0 prediction, every x0 estimate
+    keeps the low frequencies of R_base (``anchor_detail``, lumen addition), in training and at
+    each sampling step alike: the RDA then learns and changes only noise and detail, the tone
+    curves own brightness and colour. r_base: (B,3,h,w) in [0,1] or None."""
+    if r_base is None or sigma <= 0 or rda.prediction != "x0":
+        return Denoiser(rda)
+    return Denoiser(rda, lambda x0: anchor_detail((x0.float() + 1) / 2, r_base, sigma) * 2 - 1)
 
 
 class DiffRetinexPipeline(Pipeline):
@@ -231,12 +213,7 @@ class DiffRetinexPipeline(Pipeline):
         noise_s = torch.randn((1, 1) + tuple(x_s.shape[-2:]), generator=generator)
         noise = torch.randn((1, 3, H, W), generator=generator)
         feats = ida.encode(ida_condition(l_s, r_s, x_s))
-        l_hat = ddim_sample(
-            lambda xt, g: ida(xt, g, feats),
-            noise_s.to(self.device),
-            sampling_alphas(ida, self._steps(opts)),
-            ida.prediction,
-        )
+        l_hat = Denoiser(ida).sample(noise_s.to(self.device), feats, self._steps(opts))
         exposure = float(opts.exposure or 1.0)
         l_hat = ((l_hat + 1) / 2).clamp(0, 1)
         # the RDA's global vector as in training (the model's own L^); exposure scales L^ after
@@ -280,12 +257,8 @@ class DiffRetinexPipeline(Pipeline):
         feats = rda.encode(rda_condition(r, l_map, l_cond, g, rda.base_gain, r_base))
         noise = crop_ctx(ctx["noise"], region, ctx["hw"]).to(r.device).expand(b, -1, -1, -1)
         sigma = anchor_sigma(opts)
-        out = ddim_sample(
-            rda_model(rda, feats, r_base, sigma),
-            noise,
-            sampling_alphas(rda, self._steps(opts)),
-            rda.prediction,
-            callback=lambda i, n: opts.report("step", i, n),
+        out = rda_denoiser(rda, r_base, sigma).sample(
+            noise, feats, self._steps(opts), callback=lambda i, n: opts.report("step", i, n)
         )
         return ((out + 1) / 2).clamp(0, 1)
 

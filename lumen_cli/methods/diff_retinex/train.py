@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import torch
 
-from lumen_cli.diffusion.objective import diffusion_loss
+from lumen_cli.diffusion.denoiser import Denoiser
 from lumen_cli.methods.diff_retinex.pipeline import (
-    _schedule_abar,
     guided_illumination,
     ida_condition,
     rda_condition,
-    rda_model,
+    rda_denoiser,
 )
 from lumen_cli.ops.resize import work_resize
 from lumen_cli.pipelines.base import crop_ctx
@@ -54,7 +53,7 @@ def rda_loss(nets, batch, step, crop: int = 128, noise_p: float = 0.5):
     """Denoising loss of the RDA on (near-)whole images (the stage loads them resized to a
     short side of 512 and cropped to 512x512). With a ``tone`` net, the residual base is the
     tone-prior reflectance (``rda_condition``) and the x0 estimates keep its low frequencies
-    (``rda_model``), as at inference.
+    (``rda_denoiser``), as at inference.
 
     As at inference, TDN and the whole-image maps come first: L_s = TDN(low_s), and the
     normal-light L_n,s = TDN(high_s) stands in for the IDA's output. Then a random ``crop`` of
@@ -102,9 +101,7 @@ def rda_loss(nets, batch, step, crop: int = 128, noise_p: float = 0.5):
         cond, target = torch.cat(conds), torch.cat(targets)
     feats = rda.encode(cond)
     r_base = torch.cat(bases) if bases else None
-    loss, x0 = diffusion_loss(
-        rda_model(rda, feats, r_base), target * 2 - 1, _schedule_abar(rda), rda.prediction
-    )
+    loss, x0 = rda_denoiser(rda, r_base).loss(target * 2 - 1, feats)
     with torch.no_grad():
         hi = torch.cat([a for a, _ in ims])
         lh = torch.cat([b for _, b in ims])
@@ -122,9 +119,7 @@ def ida_loss(nets, batch, step):
         r_l, l_l = tdn(low)
         _, l_h = tdn(high)
     feats = ida.encode(ida_condition(l_l, r_l, low))
-    loss, x0 = diffusion_loss(
-        lambda xt, gm: ida(xt, gm, feats), l_h * 2 - 1, _schedule_abar(ida), ida.prediction
-    )
+    loss, x0 = Denoiser(ida).loss(l_h * 2 - 1, feats)
     with torch.no_grad():
         l_err = ((x0.clamp(-1, 1) + 1) / 2 - l_h).abs().mean()
     return loss, {"l_l1": float(l_err)}
