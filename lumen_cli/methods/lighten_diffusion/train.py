@@ -1,0 +1,159 @@
+"""Training LightenDiffusion from unpaired photos: stage 1 (CTDN) and stage 2 (LRDM).
+
+Both stages read unpaired batches ``{"low", "normal"}`` (B,3,h,w) in [0,1] sRGB: a low-light
+crop and an unrelated normal-light crop. No reference paired with its input is ever used.
+
+**Stage 1, ``ctdn``** (the encoder/decoder and the Retinex decomposition of the latent). The
+official repository publishes no code for it; the paper (Sec. 3.2) asks the latent to be
+reconstructible and decomposable into R x L. lumen's losses, all L1 unless said:
+
+- reconstruction through the autoencoder of both image kinds: D(E(low), low's skips) ~ low,
+  D(E(normal), normal's skips) ~ normal;
+- exposure transfer through the skips: a darkened copy ``dark`` of the normal crop (its linear
+  light scaled by a log-uniform gain in [1/30, 1/3], mild Gaussian noise, the same picture, so
+  not a paired reference of another photo) gives D(E(normal), dark's skips) ~ normal and
+  D(E(dark), normal's skips) ~ dark: brightness must come from the latent and only detail from
+  the skips, which is how inference uses the decoder (the sampled latent, the low image's skips);
+- latent anchor (lumen choice): E(x) ~ 8x8 average of x, so the latent is a small image and
+  R x L is a Retinex product of light, not of an arbitrary code (weight ``w_anchor``);
+- Retinex consistency R x L ~ latent for the three latents (``w_retinex``);
+- illumination smoothness: structure-aware |grad L| / max(|grad latent|, 0.01) (``w_smooth``);
+- reflectance consistency between exposures: R(E(normal)) ~ R(E(dark)) (``w_refl``);
+- a weak illumination prior L ~ max-RGB of the latent, which rules out L = 1 (``w_prior``).
+
+**Stage 2, ``lrdm``** (the latent-Retinex diffusion model, paper Sec. 3.3, as the official
+``Net.forward``): the frozen CTDN gives z_low, (R_low, L_low) and L_normal; the U-Net learns
+eps for x0 = 2 R_low L_normal - 1 conditioned on 2 z_low - 1 (timesteps drawn antithetically,
+t and T-1-t, as the official code), plus the self-constrained consistency loss
+0.001 * |DDIM(cond) - R_low L_low^0.2|_1 with gradients through the sampler. The official code
+samples that DDIM with the inference step count (20); ``scc_steps`` sets it (lite: fewer, for
+CPU cost; the term's weight is small either way).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from lumen_cli.diffusion import ddpm
+from lumen_cli.methods.lighten_diffusion.pipeline import T_TRAIN, sample_latent, schedule
+from lumen_cli.retinex import losses as RL
+
+
+def darken(x: torch.Tensor, gain=(1 / 30, 1 / 3), noise=(0.0, 0.02)) -> torch.Tensor:
+    """A darker exposure of x (B,3,H,W) sRGB in [0,1]: linear light times a per-image gain,
+    log-uniform in ``gain``, plus Gaussian noise of sigma uniform in ``noise`` (sRGB units).
+    Torch's global RNG (seeded by the training engine)."""
+    from lumen_cli.ops.color import linear_to_srgb, srgb_to_linear
+
+    b = x.shape[0]
+    u = torch.rand(b, 1, 1, 1, device=x.device)
+    g = torch.exp(math.log(gain[0]) + u * (math.log(gain[1]) - math.log(gain[0])))
+    d = linear_to_srgb((srgb_to_linear(x.clamp(0, 1)) * g).clamp(0, 1))
+    s = noise[0] + torch.rand(b, 1, 1, 1, device=x.device) * (noise[1] - noise[0])
+    return (d + s * torch.randn_like(d)).clamp(0, 1)
+
+
+def retinex_terms(r, lum, z) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(|R L - z|, smoothness of L guided by z, |L - max_c z|) for one latent's decomposition."""
+    l1 = lum[:, :1]
+    return (
+        RL.reconstruction(r, l1, z),
+        RL.illumination_smoothness(l1, z),
+        RL.illumination_prior(l1, z),
+    )
+
+
+def ctdn_loss(
+    nets,
+    batch,
+    step,
+    w_anchor: float = 1.0,
+    w_retinex: float = 1.0,
+    w_smooth: float = 0.05,
+    w_refl: float = 1.0,
+    w_prior: float = 0.05,
+):
+    """Stage 1 loss (see the module docstring)."""
+    decom = nets["decom"]
+    low, normal = batch["low"], batch["normal"]
+    dark = darken(normal)
+    x = torch.cat([low, normal, dark])
+    z, skips = decom.encode(x)
+    z_low, z_n, z_d = z.chunk(3)
+    sk_low, sk_n, sk_d = zip(*(s.chunk(3) for s in skips), strict=True)
+    # reconstruction (own skips) and exposure transfer (the other exposure's skips)
+    rec = decom.decode(z, skips)
+    swap = decom.decode(torch.cat([z_n, z_d]), [torch.cat(p) for p in zip(sk_d, sk_n)])
+    l_rec = (rec - x).abs().mean() + (swap - torch.cat([normal, dark])).abs().mean()
+    l_anchor = (z - F.avg_pool2d(x, 8)).abs().mean()
+    r, lum = decom.retinex(z)
+    l_ret, l_smooth, l_prior = retinex_terms(r, lum, z)
+    r_n, r_d = r[low.shape[0] :].chunk(2)
+    l_refl = (r_n - r_d).abs().mean()
+    loss = (
+        l_rec
+        + w_anchor * l_anchor
+        + w_retinex * l_ret
+        + w_smooth * l_smooth
+        + w_refl * l_refl
+        + w_prior * l_prior
+    )
+    logs = {"rec": l_rec, "anchor": l_anchor, "ret": l_ret, "smooth": l_smooth, "refl": l_refl}
+    return loss, {k: float(v.detach()) for k, v in logs.items()}
+
+
+def consistency_loss(pred: torch.Tensor, r_low: torch.Tensor, l_low: torch.Tensor, gamma=0.2):
+    """The self-constrained consistency term: mean |pred - R_low L_low^gamma| (unweighted)."""
+    return (pred - r_low * l_low.clamp_min(1e-6).pow(gamma)).abs().mean()
+
+
+def lrdm_loss(nets, batch, step, scc_steps: int = 20, w_scc: float = 1e-3):
+    """Stage 2 loss: noise MSE + w_scc * consistency (see the module docstring)."""
+    decom, unet = nets["decom"], nets["unet"]
+    low, normal = batch["low"], batch["normal"]
+    with torch.no_grad():
+        z, _ = decom.encode(torch.cat([low, normal]))
+        r, lum = decom.retinex(z)
+        b = low.shape[0]
+        z_low, r_low, l_low, l_n = z[:b], r[:b], lum[:b], lum[b:]
+        cond = 2 * z_low.float() - 1
+        x0 = 2 * (r_low * l_n).float() - 1
+    a_bar = schedule().to(x0.device)
+    t = torch.randint(0, T_TRAIN, (b // 2 + 1,), device=x0.device)
+    t = torch.cat([t, T_TRAIN - t - 1])[:b]
+    e = torch.randn_like(x0)
+    x_t = ddpm.q_sample(x0, t, a_bar, e)
+    l_noise = (unet(torch.cat([cond, x_t], 1), t.float()).float() - e).pow(2).mean()
+    loss, logs = l_noise, {"noise": float(l_noise.detach())}
+    if w_scc > 0 and scc_steps > 0:
+        pred = sample_latent(unet, cond, torch.randn_like(x0), scc_steps).float()
+        l_scc = consistency_loss(pred, r_low.float(), l_low.float())
+        loss = loss + w_scc * l_scc
+        logs["scc"] = float(l_scc.detach())
+    return loss, logs
+
+
+def stages() -> list:
+    from lumen_cli.train.stage import Stage
+
+    return [
+        Stage(
+            "ctdn",
+            ("decom",),
+            ctdn_loss,
+            data="unpaired",
+            validate_full=False,
+            defaults={"steps": 3000, "lr": 5e-4, "crop": 128, "batch_size": 4},
+        ),
+        Stage(
+            "lrdm",
+            ("unet",),
+            lrdm_loss,
+            uses=("decom",),
+            data="unpaired",
+            defaults={"steps": 6000, "lr": 2e-4, "crop": 256, "batch_size": 8, "val_steps": 20},
+        ),
+    ]

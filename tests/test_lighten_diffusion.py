@@ -1,0 +1,235 @@
+"""LightenDiffusion: parity with the official code (``../shared/parity/lighten-diffusion``:
+every unit and the whole 20-step sampling run with its recorded noise), full-size key coverage
+and parameter counts, the CTDN's shapes, the sampler's step sequence, the consistency loss, the
+unpaired training stages and the pipeline (seeded, tiles agree with the whole image)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from lumen_cli.diffusion import ddpm
+from lumen_cli.methods.lighten_diffusion import train as T
+from lumen_cli.methods.lighten_diffusion.convert import nets_from_state_dict, split_official
+from lumen_cli.methods.lighten_diffusion.pipeline import (
+    PRESETS,
+    LightenDiffusionPipeline,
+    latent_window,
+)
+from lumen_cli.nets.registry import build_net
+
+FIXTURE = Path(__file__).resolve().parents[1].parent / "shared" / "parity" / "lighten-diffusion"
+needs_fixture = pytest.mark.skipif(
+    not (FIXTURE / "io.safetensors").is_file(), reason="parity fixture ../shared not present"
+)
+
+
+def close(out: torch.Tensor, ref: torch.Tensor, what: str = "") -> None:
+    """The project's parity tolerance: |out - ref| <= 1e-4 * max(1, max |ref|), fp32."""
+    out, ref = out.detach().float(), ref.float()
+    assert out.shape == ref.shape, f"{what}: shape {tuple(out.shape)} vs {tuple(ref.shape)}"
+    tol = 1e-4 * max(1.0, float(ref.abs().max()))
+    err = float((out - ref).abs().max())
+    assert err <= tol, f"{what}: max |diff| {err:.3g} > {tol:.3g}"
+
+
+@pytest.fixture(scope="module")
+def io():
+    if not (FIXTURE / "io.safetensors").is_file():
+        pytest.skip("parity fixture ../shared not present")
+    from safetensors.torch import load_file
+
+    return load_file(str(FIXTURE / "io.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def nets(io, tmp_path_factory):
+    """The reduced official checkpoint through ``lumen weights convert`` and back."""
+    from lumen_cli.weights.checkpoint import load_nets
+    from lumen_cli.weights.convert import convert
+
+    out = tmp_path_factory.mktemp("ld") / "ld-paper.safetensors"
+    _, result = convert("lighten-diffusion", [FIXTURE / "stage2_weight.pth.tar"], out)
+    assert set(result.nets) == {"decom", "unet"}
+    method, loaded, _ = load_nets(out)
+    assert method == "lighten-diffusion"
+    return {k: v.float().eval() for k, v in loaded.items()}
+
+
+@needs_fixture
+def test_units(io, nets):
+    decom, unet = nets["decom"], nets["unet"]
+    with torch.no_grad():
+        z, skips = decom.encode(io["encoder.in"])
+        for i, f in enumerate(skips):
+            close(f, io[f"encoder.pyr{i}"], f"pyr{i}")
+        close(z, io["encoder.latent"], "latent")
+        for p in ("decom", "decom2"):
+            r, lum = decom.retinex(io[f"{p}.in"])
+            close(r, io[f"{p}.R"], f"{p}.R")
+            close(lum, io[f"{p}.L"], f"{p}.L")
+        for t in (950, 500, 0):
+            p = f"denoiser.t{t}."
+            close(unet.embed(io[p + "t"]), io[p + "temb"], p + "temb")
+            close(unet(io[p + "in"], io[p + "t"]), io[p + "eps"], p + "eps")
+        _, skips = decom.encode(io["decoder.img"])
+        close(decom.decode(io["decoder.pred_fea"], skips), io["decoder.out"], "decoder")
+
+
+def test_schedule_and_step_sequence(io):
+    betas = ddpm.linear_betas_f32(1000, 1e-4, 2e-2)
+    close(betas, io["schedule.betas"])
+    close(ddpm.alpha_bar_f32(betas), io["schedule.alphas_cumprod"])
+    pairs = ddpm.ddim_skip_pairs(1000, 20)
+    assert torch.equal(torch.tensor([p[0] for p in pairs]), io["schedule.ddim20.t_visit"])
+    assert torch.equal(torch.tensor([p[1] for p in pairs]), io["schedule.ddim20.tnext_visit"])
+    assert pairs[0] == (950, 900) and pairs[-1] == (0, -1)
+    assert len(ddpm.ddim_skip_pairs(1000, 3)) == 4  # 1000 // 3 = 333: 0, 333, 666, 999
+
+
+@needs_fixture
+@pytest.mark.parametrize("case", ["e2e", "e2e_pad"])
+def test_sampling_run(io, nets, case):
+    """The whole official restore(): reflect pad to 64, encode, 20 DDIM steps from the recorded
+    x_T (per-step x_t and eps), clamp, decode with skips, crop; and the same through the
+    pipeline's enhance with the recorded noise as its context."""
+    decom, unet = nets["decom"], nets["unet"]
+    x = io[f"{case}.in"]
+    h, w = x.shape[-2:]
+    xp = torch.nn.functional.pad(x, (0, (-w) % 64, 0, (-h) % 64), mode="reflect")
+    close(torch.cat([xp, xp], 1), io[f"{case}.net_in"], "net_in")
+    trace = []
+    with torch.no_grad():
+        z, skips = decom.encode(xp)
+        cond = 2 * z - 1
+        close(cond, io[f"{case}.cond"], "cond")
+        x0 = ddpm.ddim_eps_sample(
+            lambda xt, t: unet(torch.cat([cond, xt], 1), t),
+            io[f"{case}.x_T"],
+            ddpm.alpha_bar_f32(ddpm.linear_betas_f32()),
+            ddpm.ddim_skip_pairs(1000, 20),
+            trace=trace,
+        )
+        close(torch.tensor([float(t) for t, _, _ in trace]), io[f"{case}.trace.t"], "t")
+        close(torch.cat([s[1] for s in trace]), io[f"{case}.trace.x_t"], "trace.x_t")
+        close(torch.cat([s[2] for s in trace]), io[f"{case}.trace.eps"], "trace.eps")
+        close(x0, io[f"{case}.x0_raw"], "x0_raw")
+        out = decom.decode(((x0 + 1) / 2).clamp(0, 1), skips)
+        close(out, io[f"{case}.out_full"], "out_full")
+        close(out[..., :h, :w], io[f"{case}.out"], "out")
+        pipe = LightenDiffusionPipeline(nets)
+        from lumen_cli.pipelines.base import EnhanceOptions
+
+        got = pipe.enhance(
+            xp, {"noise": io[f"{case}.x_T"]}, (0, 0) + xp.shape[-2:], EnhanceOptions()
+        )
+    close(got[..., :h, :w], io[f"{case}.out"].clamp(0, 1), "pipeline")
+
+
+@needs_fixture
+def test_full_size_keys_and_counts():
+    """Every key of the FULL official checkpoint maps onto the paper preset, same shapes, and
+    the parameter counts match (27,832,973 = U-Net 20,763,651 + CTDN 7,069,322)."""
+    full = json.loads((FIXTURE / "full_shapes.json").read_text())
+    spec = full["files"]["stage2_weight.pth.tar"]
+    shapes = {k: torch.Size(v) for k, v in spec["state_dict"].items()}
+    unet_sd, decom_sd = split_official({k: torch.empty(0) for k in shapes})
+    nets = LightenDiffusionPipeline.build_nets("paper")
+    for name, sd in (("unet", unet_sd), ("decom", decom_sd)):
+        own = {k: v.shape for k, v in nets[name].state_dict().items()}
+        prefix = "module.Unet." if name == "unet" else "module.decom."
+        assert set(own) == set(sd), name
+        assert all(own[k] == shapes[prefix + k] for k in own), name
+    counts = {k: sum(p.numel() for p in m.parameters()) for k, m in nets.items()}
+    assert counts["unet"] == spec["params_by_part"]["module.Unet"]
+    parts = spec["params_by_part"]
+    assert counts["decom"] == parts["module.decom.ReconNet"] + parts["module.decom.retinex"]
+    assert sum(counts.values()) == spec["params"] == 27_832_973
+
+
+@needs_fixture
+def test_reduced_checkpoint_loads_strictly():
+    from lumen_cli.weights.convert import find_state_dict, safe_torch_load
+
+    obj = safe_torch_load(FIXTURE / "stage2_weight.pth.tar")
+    assert all(k.startswith("module.") for k in obj["state_dict"])
+    nets = nets_from_state_dict(find_state_dict(obj, ("state_dict",)))
+    assert nets["decom"].lumen_config == {"channels": 16}
+    cfg = nets["unet"].lumen_config
+    assert (cfg["ch"], cfg["ch_mult"], cfg["num_res_blocks"]) == (32, [1, 1, 2, 2], 1)
+
+
+def test_ctdn_shapes():
+    decom = build_net("lighten-diffusion.ctdn", {"channels": 8})
+    x = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        z, (f2, f4, f8) = decom.encode(x)
+        r, lum = decom.retinex(z)
+        out = decom.decode(z, (f2, f4, f8))
+    assert z.shape == r.shape == lum.shape == (2, 3, 8, 12)
+    assert (f2.shape[1:], f4.shape[1:], f8.shape[1:]) == ((8, 32, 48), (16, 16, 24), (32, 8, 12))
+    assert torch.equal(lum[:, 0], lum[:, 1]) and torch.equal(lum[:, 0], lum[:, 2])
+    assert 0 < float(z.min()) and float(z.max()) < 1 and 0 < float(r.min()) < float(r.max()) < 1
+    assert out.shape == x.shape
+    with pytest.raises(ValueError):
+        build_net("lighten-diffusion.ctdn", {"channels": 12})
+
+
+def test_consistency_loss():
+    r = torch.full((1, 3, 4, 4), 0.5)
+    lum = torch.full((1, 3, 4, 4), 0.25)
+    ref = 0.5 * 0.25**0.2
+    assert float(T.consistency_loss(torch.full_like(r, ref), r, lum)) == pytest.approx(0, abs=1e-7)
+    assert float(T.consistency_loss(torch.full_like(r, ref + 0.1), r, lum)) == pytest.approx(0.1)
+
+
+def test_unpaired_stages_train():
+    """Both stages are unpaired, their losses are finite and give gradients to their nets."""
+    stages = LightenDiffusionPipeline.stages()
+    assert [s.name for s in stages] == ["ctdn", "lrdm"]
+    assert all(s.data == "unpaired" for s in stages)
+    torch.manual_seed(0)
+    nets = {
+        "decom": build_net("lighten-diffusion.ctdn", {"channels": 8}),
+        "unet": build_net("lighten-diffusion.unet", {**PRESETS["lite"]["unet"][1], "ch": 32}),
+    }
+    batch = {"low": torch.rand(2, 3, 64, 64) * 0.2, "normal": torch.rand(2, 3, 64, 64)}
+    for st in stages:
+        for k, m in nets.items():
+            m.requires_grad_(k in st.trains)
+        loss, logs = st.loss(nets, batch, 0, **({"scc_steps": 2} if st.name == "lrdm" else {}))
+        loss.backward()
+        assert torch.isfinite(loss) and logs
+        grads = [p.grad for k in st.trains for p in nets[k].parameters()]
+        assert any(g is not None and float(g.abs().sum()) > 0 for g in grads)
+
+
+def test_pipeline_seeded_and_tiled():
+    from lumen_cli.pipelines.base import EnhanceOptions
+    from lumen_cli.pipelines.run import decompose_image, enhance_image
+
+    torch.manual_seed(0)
+    nets = LightenDiffusionPipeline.build_nets(
+        "lite", {"decom": {"channels": 8}, "unet": {"ch": 32, "ch_mult": [1, 1, 2, 2]}}
+    )
+    pipe = LightenDiffusionPipeline(nets)
+    x = torch.rand(1, 3, 100, 140) * 0.3
+    opts = EnhanceOptions(steps=3, seed=1)
+    a = enhance_image(pipe, x, opts, tile=None, precision="fp32")
+    b = enhance_image(pipe, x, opts, tile=None, precision="fp32")
+    c = enhance_image(pipe, x, EnhanceOptions(steps=3, seed=2), tile=None, precision="fp32")
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    maps = decompose_image(pipe, x, opts, tile=None, precision="fp32")
+    assert maps["reflectance"].shape == x.shape and maps["illumination"].shape == (1, 1, 100, 140)
+    # a tile takes the whole image's noise under its own latent pixels
+    y = torch.rand(1, 3, 128, 256) * 0.3
+    ctx = pipe.analyze(y, opts, torch.Generator().manual_seed(0))
+    assert ctx["noise"].shape == (1, 3, 16, 32)
+    assert torch.equal(latent_window(ctx["noise"], (0, 128, 128, 256)), ctx["noise"][..., 16:])
+    past = latent_window(ctx["noise"], (64, 192, 192, 320))  # reaches past the border
+    assert past.shape == (1, 3, 16, 16)
+    assert torch.equal(past[..., :8, 0], ctx["noise"][..., 8:, 24])
+    assert torch.equal(past[..., 8:, -1], ctx["noise"][..., -1:, -1].expand(-1, -1, 8))
