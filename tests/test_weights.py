@@ -247,9 +247,10 @@ def test_push_pins_the_returned_commit(env):
         return CommitInfo()
 
     entry = rs.push("kind-tiny", "neworg/kind-tiny", token="t0k", upload=fake_upload)
-    assert len(calls) == 1 and calls[0]["repo_id"] == "neworg/kind-tiny"
-    assert calls[0]["path_in_repo"] == FILE and calls[0]["token"] == "t0k"
-    assert Path(calls[0]["path_or_fileobj"]) == env["bundled"] / FILE
+    assert len(calls) == 2 and calls[1]["repo_id"] == "neworg/kind-tiny"
+    assert calls[0]["path_in_repo"] == "README.md"  # the model card first, then the file
+    assert calls[1]["path_in_repo"] == FILE and calls[1]["token"] == "t0k"
+    assert Path(calls[1]["path_or_fileobj"]) == env["bundled"] / FILE
     assert entry.published and entry.revision == REV and entry.repo_id == "neworg/kind-tiny"
     again = mf.load_manifest()["kind-tiny"]
     assert again == entry and again.provenance["command"] == "lumen train kind --steps 1"

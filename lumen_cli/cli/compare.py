@@ -42,6 +42,11 @@ def compare(
     from lumen_cli.pipelines import registry
 
     console.set_quiet(quiet)
+    console.route_warnings()
+    if quiet:
+        from lumen_cli.weights.hub import silence_progress
+
+        silence_progress()
     names = (
         [m.strip() for m in methods.split(",") if m.strip()] if methods else list(registry.METHODS)
     )

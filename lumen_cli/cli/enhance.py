@@ -45,7 +45,11 @@ def enhance(
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Walk folders."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip existing outputs."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs/inputs."),
-    weights: Path = typer.Option(None, "--weights", help="A lumen .safetensors weights file."),
+    weights: Path = typer.Option(
+        None,
+        "--weights",
+        help="A lumen .safetensors file, or a Hub file: ORG/REPO[@REVISION][:FILE] (verified).",
+    ),
     max_pixels: int = typer.Option(None, "--max-pixels", help="Raise the image-size guard."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: one per core)."),
     json_lines: bool = typer.Option(False, "--json", help="One JSON record per file on stdout."),
@@ -60,6 +64,10 @@ def enhance(
 ) -> None:
     console.set_quiet(quiet)
     console.route_warnings()
+    if quiet or json_lines:
+        from lumen_cli.weights.hub import silence_progress
+
+        silence_progress()
     jobs, missing = collect(inputs, recursive, console.info)
     for m in missing:
         console.error(f"{m}: no such file or folder")

@@ -121,17 +121,21 @@ def push(
     token: str = typer.Option(
         None, "--token", help="Hub token with write access (default: HF_TOKEN / saved login)."
     ),
+    card: bool = typer.Option(True, "--card/--no-card", help="Upload a README.md model card."),
 ) -> None:
     """Publish a weight file to the Hugging Face Hub and pin the commit in the manifest.
 
+    A README.md model card (method, preset, parameters, licence, data and recipe, metrics,
+    usage) is uploaded with it. On a wheel install the pinned entry is written to the
+    user-level manifest (~/.config/lumen/weights_manifest.toml), not into site-packages.
     Needs a network connection and a token with write access.
     """
-    from lumen_cli.weights.manifest import manifest_path
+    from lumen_cli.weights.manifest import write_path
     from lumen_cli.weights.resolve import push as push_one
 
-    entry = push_one(name, repo_id, token=token)
+    entry = push_one(name, repo_id, token=token, card=card)
     typer.echo(f"{entry.name}: published at {entry.repo_id}@{entry.revision}")
-    typer.echo(f"manifest updated: {manifest_path()}")
+    typer.echo(f"manifest updated: {write_path()}")
 
 
 @app.command()

@@ -52,6 +52,14 @@ METHODS: dict[str, MethodInfo] = {
             default_steps=20,
             supervised=False,
         ),
+        MethodInfo(
+            "lldiffusion",
+            "LLDiffusion: Learning Degradation Representations in Diffusion Models for "
+            "Low-Light Image Enhancement (Wang et al., Pattern Recognition 2025)",
+            "lumen_cli.methods.lldiffusion.pipeline:LLDiffusionPipeline",
+            weights=("lldiffusion-lite",),
+            default_steps=4,
+        ),
     ]
 }
 

@@ -16,7 +16,9 @@ Schema of an entry (see the comment at the top of the manifest itself)::
     command = "lumen train kind ..."
 
 The manifest is found inside the installed package (``lumen_cli/weights_manifest.toml``, put
-there by the wheel build) or else at the repository root; ``$LUMEN_MANIFEST`` overrides both.
+there by the wheel build) or else at the repository root; ``$LUMEN_MANIFEST`` (a path to a
+manifest of this schema, e.g. one listing your own Hub repositories) overrides both. A wheel
+install writes new or changed entries to a user-level manifest instead (``user_manifest_path``).
 """
 
 from __future__ import annotations
@@ -73,16 +75,41 @@ class WeightEntry:
 
 
 # -- finding and reading ------------------------------------------------------------------
+def packaged_manifest() -> Path:
+    """Where a wheel install keeps its manifest (``lumen_cli/weights_manifest.toml``)."""
+    return Path(__file__).resolve().parents[1] / "weights_manifest.toml"
+
+
 def manifest_path() -> Path:
     """The manifest this lumen reads: ``$LUMEN_MANIFEST``, the packaged one, or the repo's."""
     env = os.environ.get(ENV_MANIFEST)
     if env:
         return Path(env).expanduser()
-    here = Path(__file__).resolve()
-    packaged = here.parents[1] / "weights_manifest.toml"
+    packaged = packaged_manifest()
     if packaged.is_file():
         return packaged
-    return here.parents[2] / "weights_manifest.toml"
+    return Path(__file__).resolve().parents[2] / "weights_manifest.toml"
+
+
+def user_manifest_path() -> Path:
+    """The user-level manifest: ``$XDG_CONFIG_HOME/lumen/weights_manifest.toml`` (default
+    ``~/.config/lumen/``; ``%APPDATA%\\lumen\\`` on Windows). On a wheel install, entries that
+    ``lumen weights push`` or ``lumen train export --register`` write go here (the package
+    folder belongs to pip), and its entries override the packaged ones of the same name."""
+    if os.name == "nt" and os.environ.get("APPDATA"):
+        base = Path(os.environ["APPDATA"])
+    else:
+        xdg = os.environ.get("XDG_CONFIG_HOME")
+        base = Path(xdg).expanduser() if xdg else Path.home() / ".config"
+    return base / "lumen" / "weights_manifest.toml"
+
+
+def write_path() -> Path:
+    """The manifest that entries are written to: ``$LUMEN_MANIFEST`` if set, the user-level
+    manifest on a wheel install, else the repository's ``weights_manifest.toml``."""
+    if os.environ.get(ENV_MANIFEST):
+        return manifest_path()
+    return user_manifest_path() if packaged_manifest().is_file() else manifest_path()
 
 
 def _entry(name: str, raw: Any, where: Path) -> WeightEntry:
@@ -159,8 +186,15 @@ def parse_manifest(text: str, where: Path | str = "<manifest>") -> dict[str, Wei
 
 
 def load_manifest(path: str | os.PathLike | None = None) -> dict[str, WeightEntry]:
-    """All entries of the manifest at ``path`` (default: ``manifest_path()``), by name."""
-    path = Path(path) if path is not None else manifest_path()
+    """All entries of the manifest at ``path``, by name. Default: ``manifest_path()``, overlaid
+    with the user-level manifest's entries when lumen is installed from a wheel."""
+    entries = _read(Path(path) if path is not None else manifest_path())
+    if path is None and write_path() != manifest_path() and write_path().is_file():
+        entries.update(_read(write_path()))
+    return entries
+
+
+def _read(path: Path) -> dict[str, WeightEntry]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

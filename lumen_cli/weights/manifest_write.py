@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from lumen_cli.weights.manifest import WeightEntry, manifest_path, parse_manifest
+from lumen_cli.weights.manifest import WeightEntry, parse_manifest, write_path
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
@@ -120,10 +120,12 @@ def replace_entry_text(text: str, entry: WeightEntry) -> str:
 
 
 def write_entry(entry: WeightEntry, path: str | os.PathLike | None = None) -> WeightEntry:
-    """Put ``entry`` into the manifest at ``path`` (default: ``manifest_path()``) atomically.
+    """Put ``entry`` into the manifest at ``path`` (default: ``write_path()``: never a file
+    inside an installed package) atomically.
 
     Returns the entry as written (provenance passed through ``toml_clean``)."""
-    path = Path(path) if path is not None else manifest_path()
+    path = Path(path) if path is not None else write_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
     entry = replace(entry, provenance=toml_clean(entry.provenance))
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     new = replace_entry_text(text, entry)

@@ -2,6 +2,7 @@
 
 - ``--weights PATH``: the user's file is trusted (no sha256 to compare with) but must be a
   lumen safetensors checkpoint, and of the right method when an entry is given.
+  ``--weights org/repo[@revision][:file]`` fetches and verifies a Hub file first (weights/hub.py).
 - HF cache / Hub (published entries only, i.e. a pinned 40-hex ``revision``): the cache is read
   through ``huggingface_hub.hf_hub_download(..., revision=<pinned>)``. A file already in the
   cache (or bundled, which holds the very same bytes, checked by sha256) is used without any
@@ -153,7 +154,10 @@ def resolve(
     found (the message names the file and how to get it) or a sha256 does not match.
     """
     if weights_path is not None:
-        path = Path(weights_path).expanduser()
+        from lumen_cli.weights.hub import fetch, parse_spec
+
+        spec = parse_spec(weights_path)
+        path = fetch(spec) if spec is not None else Path(weights_path).expanduser()
         meta = check_lumen_file(path)  # exists, safetensors, lumen metadata
         if name_or_entry is not None:
             entry = _entry(name_or_entry)
@@ -278,8 +282,14 @@ def push(
     *,
     path: str | os.PathLike | None = None,
     manifest: str | os.PathLike | None = None,
+    card: bool = True,
 ) -> WeightEntry:
     """Publish entry ``name``'s file to ``repo_id`` and pin the returned commit in the manifest.
+
+    With ``card`` a ``README.md`` model card (weights/card.py) is uploaded first, so the pinned
+    commit (the weight file's) holds both. The manifest written is ``manifest`` or else
+    ``manifest.write_path()``: on a wheel install the user-level manifest, never a file in
+    site-packages.
 
     The file uploaded is ``path`` or else the entry's local copy (bundled, then cached); its
     sha256 must equal the manifest's. ``upload`` (keyword arguments as ``HfApi.upload_file``
@@ -297,7 +307,18 @@ def push(
         raise _missing(entry, "nothing local to upload")
     check_sha256(entry, src, "bundled" if path is None else "given")
     check_lumen_file(src)
-    info = (upload or _hub_upload)(
+    send = upload or _hub_upload
+    if card:
+        from lumen_cli.weights.card import render_card
+
+        send(
+            path_or_fileobj=render_card(entry, src, repo_id).encode("utf-8"),
+            path_in_repo="README.md",
+            repo_id=repo_id,
+            token=token,
+            commit_message=f"lumen: model card for {entry.name}",
+        )
+    info = send(
         path_or_fileobj=str(src),
         path_in_repo=entry.filename,
         repo_id=repo_id,
