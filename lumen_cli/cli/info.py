@@ -17,6 +17,18 @@ def _params_in(path: Path) -> int:
     return sum(prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
 
 
+def _about(method: str) -> dict[str, str]:
+    """``ABOUT`` of ``lumen_cli/methods/<method>/about.py`` (presets, bundled file, lumen's
+    additions, how to get the paper's weights), or {} where a method has none."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(f"lumen_cli.methods.{method.replace('-', '_')}.about")
+    except ModuleNotFoundError:
+        return {}
+    return dict(getattr(mod, "ABOUT", {}))
+
+
 def methods(json_out: bool = typer.Option(False, "--json", help="Print JSON instead.")) -> None:
     """List the methods: default steps, parameter counts and whether weights are here."""
     from lumen_cli.pipelines.registry import METHODS
@@ -56,6 +68,8 @@ def methods(json_out: bool = typer.Option(False, "--json", help="Print JSON inst
                     "title": m.title,
                 }
             )
+    for r in rows:
+        r["about"] = _about(r["method"])
     if json_out:
         print(json.dumps(rows, indent=1))
         return
@@ -72,7 +86,14 @@ def methods(json_out: bool = typer.Option(False, "--json", help="Print JSON inst
             r["weights"],
             r["title"],
         )
-    Console().print(t)
+    console = Console()
+    console.print(t)
+    for name in dict.fromkeys(r["method"] for r in rows):
+        about = _about(name)
+        if about:
+            console.print(f"\n[bold]{name}[/bold]")
+            for k, v in about.items():
+                console.print(f"  {k}: {v}", highlight=False)
 
 
 def env(json_out: bool = typer.Option(False, "--json", help="Print JSON instead.")) -> None:

@@ -11,11 +11,12 @@ The authors' test script opens three files (github.com/XunpengYi/Diff-Retinex):
 
 Files are recognised by their keys (the RDA's refiner is a Restormer, the IDA's a U-Net), so
 their order and names do not matter; a folder is searched for ``*.pth`` (``*_opt.pth``
-optimizer states skipped). Widths come from the tensor shapes. Two settings are not in the
-tensors: the RDA's GroupNorm group count (the official code uses 32 unless the config JSON
-sets ``model.unet.norm_groups``; the IDA uses 1) and the val beta schedule; give the official
-config JSON (``config/Diff_*_val.json``) as a further source when it differs from the
-published one. The stored schedule buffers are checked against the schedule used.
+optimizer states skipped); DataParallel ``module.`` prefixes are removed. Widths come from
+the tensor shapes. Two settings are not in the tensors: the RDA's GroupNorm group count (the
+official code uses 32 unless the config JSON sets ``model.unet.norm_groups``; the IDA uses 1)
+and the val beta schedule; give the official config JSON (``config/Diff_*_val.json``) as a
+further source when it differs from the published one. The stored schedule buffers are
+checked against the schedule used.
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from lumen_cli.errors import WeightsError
-from lumen_cli.weights.convert import Converted, find_state_dict, load_strict, safe_torch_load
+from lumen_cli.weights.convert import (
+    Converted,
+    find_state_dict,
+    load_strict,
+    safe_torch_load,
+    strip_prefix,
+)
 
 _DEFAULT_BETA = {"rda": [1e-6, 1e-2], "ida": [1e-6, 2e-2]}
 _DEFAULT_GROUPS = {"rda": 32, "ida": 1}
@@ -105,7 +112,7 @@ def _collect(sources: list[Path]) -> tuple[dict[str, tuple[Path, dict]], dict[st
             p for p in src.rglob("*.pth") if not p.name.endswith("_opt.pth")
         )  # fmt: skip
         for f in files:
-            sd = find_state_dict(safe_torch_load(f), keys=("model", "state_dict"))
+            sd = strip_prefix(find_state_dict(safe_torch_load(f), keys=("model", "state_dict")))
             kind = _kind(sd)
             if kind is None:
                 if src.is_file():

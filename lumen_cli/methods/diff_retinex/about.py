@@ -1,0 +1,14 @@
+"""What ``lumen methods`` says about diff-retinex's presets (plain data: no torch import)."""
+
+ABOUT = {
+    "presets": "lite (shipped, trained by lumen), paper (the authors' architecture, 58.9 M; "
+    "weights only by converting theirs)",
+    "bundled": "diff-retinex-lite: compact TDN + RDA + IDA (5.4 M) trained here on SICE",
+    "lumen adds": "lite only: a global tone prior as the RDA's base (its picture comes mostly "
+    "from it), the IDA at low resolution as a gain on L, x0 prediction, eta-0 DDIM "
+    "(--steps 20), shadow finish and highlight roll-off; paper runs the authors' test "
+    "recipe unchanged (5 DDIM steps, eta 1, the refiner on every x0; --seed repeats it)",
+    "paper weights": "download TDN, Diff-RDA and Diff-IDA from the authors' README "
+    "(github.com/XunpengYi/Diff-Retinex, research use only), then `lumen weights convert "
+    "diff-retinex model/ -o diff-retinex-paper.safetensors` and pass --weights",
+}
