@@ -7,6 +7,15 @@ from pathlib import Path
 import typer
 
 from lumen_cli.cli import console
+from lumen_cli.cli.choices import (
+    DEFAULT_METHOD,
+    DEVICE_METAVAR,
+    METHOD_HELP,
+    Method,
+    Precision,
+    check_device,
+    complete_device,
+)
 from lumen_cli.cli.enhance import parse_tile
 from lumen_cli.cli.plan import STDIO, collect
 from lumen_cli.errors import EXIT_FAILED, UsageError
@@ -25,23 +34,34 @@ PREVIEW_HEIGHT = 512
 def decompose(
     inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="Files, folders or '-'."),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder."),
-    method: str = typer.Option("retinex", "--method", "-m", help="See 'lumen methods'."),
+    method: Method = typer.Option(DEFAULT_METHOD, "--method", "-m", help=METHOD_HELP),
     preview: bool = typer.Option(False, "--preview", help="Also write an input|R|L strip."),
     adjusted: bool = typer.Option(False, "--adjusted", help="Also the adjusted maps, if any."),
-    steps: int = typer.Option(None, "--steps", min=1),
-    seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("auto", "--device"),
-    precision: str = typer.Option("auto", "--precision"),
-    tile: str = typer.Option("auto", "--tile"),
-    tile_overlap: int = typer.Option(32, "--tile-overlap", min=0),
-    recursive: bool = typer.Option(False, "--recursive", "-r"),
-    skip_existing: bool = typer.Option(False, "--skip-existing"),
-    overwrite: bool = typer.Option(False, "--overwrite"),
-    weights: Path = typer.Option(None, "--weights"),
-    max_pixels: int = typer.Option(None, "--max-pixels"),
-    threads: int = typer.Option(0, "--threads"),
-    json_lines: bool = typer.Option(False, "--json"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    steps: int = typer.Option(None, "--steps", min=1, help="Sampling steps (diffusion methods)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampling noise (same on any device)."),
+    device: str = typer.Option(
+        "auto",
+        "--device",
+        metavar=DEVICE_METAVAR,
+        callback=check_device,
+        autocompletion=complete_device,
+        help="auto: CUDA, then MPS, then CPU.",
+    ),
+    precision: Precision = typer.Option(
+        "auto", "--precision", help="auto: bf16 on CPUs with AMX/AVX512-BF16, else fp32."
+    ),
+    tile: str = typer.Option("auto", "--tile", help="Tile size in pixels, 'auto' or 0 (none)."),
+    tile_overlap: int = typer.Option(32, "--tile-overlap", min=0, help="Tile overlap, pixels."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Walk folders."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip existing maps."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing maps."),
+    weights: Path = typer.Option(
+        None, "--weights", help="A lumen .safetensors file, or ORG/REPO[@REVISION][:FILE]."
+    ),
+    max_pixels: int = typer.Option(None, "--max-pixels", help="Raise the image-size guard."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads (0: one per core)."),
+    json_lines: bool = typer.Option(False, "--json", help="One JSON record per file on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or chatter."),
 ) -> None:
     console.set_quiet(quiet)
     console.route_warnings()

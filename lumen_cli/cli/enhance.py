@@ -7,6 +7,18 @@ from pathlib import Path
 import typer
 
 from lumen_cli.cli import console
+from lumen_cli.cli.choices import (
+    DEFAULT_METHOD,
+    DEVICE_METAVAR,
+    METHOD_HELP,
+    Format,
+    Method,
+    Precision,
+    check_device,
+    check_format_matches,
+    complete_device,
+    refuse_tty_stdout,
+)
 from lumen_cli.cli.plan import STDIO, assign_outputs, collect
 from lumen_cli.errors import EXIT_FAILED, UsageError
 
@@ -24,7 +36,7 @@ configuration; 3 weights missing or not verified; 130 interrupted.
 def enhance(
     inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="Files, folders or '-'."),
     output: str = typer.Option(None, "-o", "--output", help="File, folder or '-' (stdout)."),
-    method: str = typer.Option("retinex", "--method", "-m", help="See 'lumen methods'."),
+    method: Method = typer.Option(DEFAULT_METHOD, "--method", "-m", help=METHOD_HELP),
     steps: int = typer.Option(None, "--steps", min=1, help="Sampling steps (diffusion methods)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling noise (same on any device)."),
     exposure: float = typer.Option(
@@ -35,11 +47,22 @@ def enhance(
         help="Light level; 1.0 is the method's natural brightness. Above 1 the highlights "
         "roll off (kind, diff-retinex) rather than clip.",
     ),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N] | mps."),
-    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16."),
+    device: str = typer.Option(
+        "auto",
+        "--device",
+        metavar=DEVICE_METAVAR,
+        callback=check_device,
+        autocompletion=complete_device,
+        help="auto: CUDA, then MPS, then CPU.",
+    ),
+    precision: Precision = typer.Option(
+        "auto", "--precision", help="auto: bf16 on CPUs with AMX/AVX512-BF16, else fp32."
+    ),
     tile: str = typer.Option("auto", "--tile", help="Tile size in pixels, 'auto' or 0 (none)."),
-    tile_overlap: int = typer.Option(32, "--tile-overlap", min=0),
-    fmt: str = typer.Option(None, "--format", help="png | jpeg | tiff | webp (default: input's)."),
+    tile_overlap: int = typer.Option(32, "--tile-overlap", min=0, help="Tile overlap, pixels."),
+    fmt: Format = typer.Option(
+        None, "--format", help="Output format (default: the output's suffix, else the input's)."
+    ),
     quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG/WebP quality."),
     suffix: str = typer.Option(None, "--suffix", help="Appended to output file names."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Walk folders."),
@@ -73,6 +96,7 @@ def enhance(
         console.error(f"{m}: no such file or folder")
     if not jobs:
         raise UsageError("no input images found") if not missing else typer.Exit(EXIT_FAILED)
+    check_format_matches(output, fmt)
     assign_outputs(jobs, output, suffix, fmt, inputs)
     if shard is not None:
         jobs = _shard(jobs, shard)
@@ -83,6 +107,7 @@ def enhance(
             "--json writes records to stdout; it cannot be used with image output "
             "on stdout (give -o FILE)"
         )
+    refuse_tty_stdout(any(j.dest == STDIO for j in jobs))
     tile_px = parse_tile(tile)
     pipe = setup_pipeline_for(method, device, precision, weights, threads)
     from lumen_cli.io.picture import DEFAULT_MAX_PIXELS

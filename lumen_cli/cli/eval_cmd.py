@@ -12,6 +12,14 @@ from pathlib import Path
 
 import typer
 
+from lumen_cli.cli.choices import (
+    DEVICE_METAVAR,
+    Method,
+    Precision,
+    check_device,
+    complete_device,
+)
+
 EVAL_HELP = (
     "Measure a method on paired images (DIR/low, DIR/high), or score existing outputs.\n\n"
     "lumen eval --method kind --data DIR [--steps N] [--limit K] [--save-dir OUT]\n\n"
@@ -36,17 +44,26 @@ def _fmt(v, nd=4) -> str:
 
 
 def eval_cmd(
-    method: str = typer.Option(None, "--method", "-m", help="Method to measure."),
+    method: Method = typer.Option(None, "--method", "-m", help="Method to measure."),
     data: Path = typer.Option(None, "--data", help="Folder with low/ and high/."),
     pred: Path = typer.Option(None, "--pred", help="Folder of existing outputs to score."),
     gt: Path = typer.Option(None, "--gt", help="Reference folder for --pred."),
     steps: int = typer.Option(None, "--steps", help="Sampling steps (diffusion methods)."),
     limit: int = typer.Option(None, "--limit", help="Only the first K pairs (sorted by name)."),
     save_dir: Path = typer.Option(None, "--save-dir", help="Write the outputs here (PNG)."),
-    weights: Path = typer.Option(None, "--weights", help="A lumen .safetensors file to use."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, mps, auto."),
-    precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16, fp16."),
-    seed: int = typer.Option(0, "--seed"),
+    weights: Path = typer.Option(
+        None, "--weights", help="A lumen .safetensors file, or ORG/REPO[@REVISION][:FILE]."
+    ),
+    device: str = typer.Option(
+        "auto",
+        "--device",
+        metavar=DEVICE_METAVAR,
+        callback=check_device,
+        autocompletion=complete_device,
+        help="auto: CUDA, then MPS, then CPU (as lumen enhance).",
+    ),
+    precision: Precision = typer.Option("auto", "--precision", help="As for lumen enhance."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampling noise."),
     as_json: bool = typer.Option(False, "--json", help="JSON on stdout (per image + summary)."),
     as_csv: bool = typer.Option(False, "--csv", help="CSV on stdout (one row per image)."),
 ) -> None:

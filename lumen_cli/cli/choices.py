@@ -1,0 +1,83 @@
+"""Typed choices of the CLI options (shown in ``--help``, checked by the parser, completed by
+the shell) and the checks that relate options to each other.
+
+The method names come from ``pipelines.registry.METHODS`` when this module is imported; the
+registry imports no torch, so neither does ``lumen --help`` nor shell completion.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Literal
+
+import typer
+
+from lumen_cli.errors import UsageError
+from lumen_cli.pipelines.registry import DEFAULT_METHOD, METHODS
+
+Method = Literal[tuple(METHODS)]  # type: ignore[valid-type]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+#: Output formats lumen writes (names as --format takes them; jpg/tif are aliases).
+Format = Literal["png", "jpeg", "jpg", "tiff", "tif", "webp", "bmp"]
+
+DEVICE_METAVAR = "[auto|cpu|cuda[:N]|mps]"
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+_CANON = {"jpg": "jpeg", "tif": "tiff"}
+_FORMAT_SUFFIXES = {
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".webp": "webp",
+    ".bmp": "bmp",
+}
+
+METHOD_HELP = (
+    f"See 'lumen methods'. The default, {DEFAULT_METHOD}, needs no weights and is the fastest "
+    "on a CPU; the learned methods give better pictures at several times the cost "
+    "(BENCHMARKS.md)."
+)
+
+
+def check_device(value: str | None) -> str | None:
+    """Parser callback: 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N'."""
+    if value is None:
+        return value
+    v = value.strip().lower()
+    if not _DEVICE.fullmatch(v):
+        raise typer.BadParameter(f"{value!r}: expected one of auto, cpu, cuda, cuda:N, mps")
+    return v
+
+
+def complete_device(incomplete: str) -> list[str]:
+    """Shell completion of --device (the CUDA indices this machine has are not probed, so
+    completion stays instant)."""
+    return [d for d in ("auto", "cpu", "cuda", "cuda:0", "mps") if d.startswith(incomplete)]
+
+
+def check_format_matches(output: str | None, fmt: str | None) -> None:
+    """Refuse ``-o x.png --format bmp``: a file name whose suffix names another format."""
+    if fmt is None or output in (None, "-"):
+        return
+    out = Path(output)
+    named = _FORMAT_SUFFIXES.get(out.suffix.lower())
+    if named is None or out.is_dir() or output.endswith(("/", "\\")):
+        return
+    want = _CANON.get(fmt.lower(), fmt.lower())
+    if named != want:
+        raise UsageError(
+            f"-o {output} names a {named.upper()} file but --format is {fmt}; "
+            f"give -o {out.with_suffix('')}.{'jpg' if want == 'jpeg' else want} or drop --format"
+        )
+
+
+def refuse_tty_stdout(writes_stdout: bool) -> None:
+    """Image bytes are never written to a terminal (as other image tools refuse)."""
+    if writes_stdout and sys.stdout.isatty():
+        raise UsageError(
+            "refusing to write image data to a terminal: redirect stdout "
+            "(lumen enhance - -o - < in.jpg > out.png) or give -o FILE"
+        )
