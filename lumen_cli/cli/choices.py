@@ -42,6 +42,23 @@ METHOD_HELP = (
 )
 
 
+def device_option(help: str = "auto: CUDA, then MPS, then CPU."):
+    """The --device option: checked, shown as a choice, completed by the shell."""
+    return typer.Option(
+        "auto",
+        "--device",
+        metavar=DEVICE_METAVAR,
+        callback=check_device,
+        autocompletion=complete_device,
+        help=help,
+    )
+
+
+def precision_option(help: str = "auto: bf16 on CPUs with AMX/AVX512-BF16, else fp32."):
+    """The --precision option (use with the ``Precision`` annotation)."""
+    return typer.Option("auto", "--precision", help=help)
+
+
 def check_device(value: str | None) -> str | None:
     """Parser callback: 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N'."""
     if value is None:

@@ -9,12 +9,11 @@ import typer
 from lumen_cli.cli import console
 from lumen_cli.cli.choices import (
     DEFAULT_METHOD,
-    DEVICE_METAVAR,
     METHOD_HELP,
     Method,
     Precision,
-    check_device,
-    complete_device,
+    device_option,
+    precision_option,
 )
 from lumen_cli.cli.enhance import parse_tile
 from lumen_cli.cli.plan import STDIO, collect
@@ -39,17 +38,8 @@ def decompose(
     adjusted: bool = typer.Option(False, "--adjusted", help="Also the adjusted maps, if any."),
     steps: int = typer.Option(None, "--steps", min=1, help="Sampling steps (diffusion methods)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling noise (same on any device)."),
-    device: str = typer.Option(
-        "auto",
-        "--device",
-        metavar=DEVICE_METAVAR,
-        callback=check_device,
-        autocompletion=complete_device,
-        help="auto: CUDA, then MPS, then CPU.",
-    ),
-    precision: Precision = typer.Option(
-        "auto", "--precision", help="auto: bf16 on CPUs with AMX/AVX512-BF16, else fp32."
-    ),
+    device: str = device_option(),
+    precision: Precision = precision_option(),
     tile: str = typer.Option("auto", "--tile", help="Tile size in pixels, 'auto' or 0 (none)."),
     tile_overlap: int = typer.Option(32, "--tile-overlap", min=0, help="Tile overlap, pixels."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Walk folders."),

@@ -9,14 +9,13 @@ import typer
 from lumen_cli.cli import console
 from lumen_cli.cli.choices import (
     DEFAULT_METHOD,
-    DEVICE_METAVAR,
     METHOD_HELP,
     Format,
     Method,
     Precision,
-    check_device,
     check_format_matches,
-    complete_device,
+    device_option,
+    precision_option,
     refuse_tty_stdout,
 )
 from lumen_cli.cli.plan import STDIO, assign_outputs, collect
@@ -47,17 +46,8 @@ def enhance(
         help="Light level; 1.0 is the method's natural brightness. Above 1 the highlights "
         "roll off (kind, diff-retinex) rather than clip.",
     ),
-    device: str = typer.Option(
-        "auto",
-        "--device",
-        metavar=DEVICE_METAVAR,
-        callback=check_device,
-        autocompletion=complete_device,
-        help="auto: CUDA, then MPS, then CPU.",
-    ),
-    precision: Precision = typer.Option(
-        "auto", "--precision", help="auto: bf16 on CPUs with AMX/AVX512-BF16, else fp32."
-    ),
+    device: str = device_option(),
+    precision: Precision = precision_option(),
     tile: str = typer.Option("auto", "--tile", help="Tile size in pixels, 'auto' or 0 (none)."),
     tile_overlap: int = typer.Option(32, "--tile-overlap", min=0, help="Tile overlap, pixels."),
     fmt: Format = typer.Option(

@@ -12,13 +12,7 @@ from pathlib import Path
 
 import typer
 
-from lumen_cli.cli.choices import (
-    DEVICE_METAVAR,
-    Method,
-    Precision,
-    check_device,
-    complete_device,
-)
+from lumen_cli.cli.choices import Method, Precision, device_option, precision_option
 
 EVAL_HELP = (
     "Measure a method on paired images (DIR/low, DIR/high), or score existing outputs.\n\n"
@@ -54,15 +48,8 @@ def eval_cmd(
     weights: Path = typer.Option(
         None, "--weights", help="A lumen .safetensors file, or ORG/REPO[@REVISION][:FILE]."
     ),
-    device: str = typer.Option(
-        "auto",
-        "--device",
-        metavar=DEVICE_METAVAR,
-        callback=check_device,
-        autocompletion=complete_device,
-        help="auto: CUDA, then MPS, then CPU (as lumen enhance).",
-    ),
-    precision: Precision = typer.Option("auto", "--precision", help="As for lumen enhance."),
+    device: str = device_option("auto: CUDA, then MPS, then CPU (as lumen enhance)."),
+    precision: Precision = precision_option("As for lumen enhance."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling noise."),
     as_json: bool = typer.Option(False, "--json", help="JSON on stdout (per image + summary)."),
     as_csv: bool = typer.Option(False, "--csv", help="CSV on stdout (one row per image)."),
