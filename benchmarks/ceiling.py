@@ -7,7 +7,7 @@ The methods' ``lite`` presets start from a global tone prior T(x) (per-image, pe
 curves predicted from the low image, ``lumen_cli.prior.tone``) and let their restoration /
 diffusion nets change only detail. For each method this script measures, on every val pair:
 
-- output: the method itself (the ``lumen eval`` protocol, same ``enhance_image``);
+- output: the method itself (the ``lumen eval`` protocol, same ``enhance_tensor``);
 - output, exposure oracle: the output under the one linear-light gain that gives it the
   reference's mean luma (how much a perfect exposure guess would add);
 - tone base: T(x) alone, with the method's own curves (its chroma and luma denoising
@@ -168,9 +168,8 @@ def tone_pair(pipe, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
 
 def measure(method: str, data: Path, steps: int | None, train_every: int) -> dict:
     from lumen_cli import metrics
+    from lumen_cli.api import enhance_tensor
     from lumen_cli.ops.color import luma
-    from lumen_cli.pipelines.base import EnhanceOptions
-    from lumen_cli.pipelines.run import enhance_image
     from lumen_cli.train import evaluate as E
     from lumen_cli.train.data import paired_files
 
@@ -185,7 +184,7 @@ def measure(method: str, data: Path, steps: int | None, train_every: int) -> dic
     for lo, hi in paired_files(data / "val"):
         x, y = E.read_pixels(lo), E.read_pixels(hi)
         with torch.no_grad():
-            out = enhance_image(pipe, x, EnhanceOptions(steps=steps)).float().clamp(0, 1)
+            out = enhance_tensor(pipe, x, steps=steps).float().clamp(0, 1)
             add("output", metrics.ssim(out, y))
             add("output_psnr", metrics.psnr(out, y))
             add("exposure_oracle", metrics.ssim(exposure_oracle(out, y), y))
@@ -201,7 +200,7 @@ def measure(method: str, data: Path, steps: int | None, train_every: int) -> dic
         for lo, hi in paired_files(data / "train")[::train_every]:
             x, y = E.read_pixels(lo), E.read_pixels(hi)
             with torch.no_grad():
-                out = enhance_image(pipe, x, EnhanceOptions(steps=steps)).float().clamp(0, 1)
+                out = enhance_tensor(pipe, x, steps=steps).float().clamp(0, 1)
                 base, oracle = tone_pair(pipe, x, y)
             add("train_output", metrics.ssim(out, y))
             add("train_tone_base", base)

@@ -5,10 +5,10 @@
 
 For each method (and each step count of a sweep), in a fresh subprocess so that peak memory is
 the method's own: PSNR/SSIM on the val pairs (the ``lumen eval`` protocol, through the same
-``enhance_image`` as ``lumen enhance``), median seconds per 512x512 image (the val images),
-seconds for one generated 12-megapixel image (4000x3000), peak RSS, parameter count; on the
-``--lol`` photos, no-reference noise and shadow-colour figures, and for ``--exposures`` the
-brightness, clipping and hue drift that ``--exposure`` gives.
+``lumen_cli.api.enhance_tensor`` as ``lumen enhance``), median seconds per 512x512 image (the
+val images), seconds for one generated 12-megapixel image (4000x3000), peak RSS, parameter
+count; on the ``--lol`` photos, no-reference noise and shadow-colour figures, and for
+``--exposures`` the brightness, clipping and hue drift that ``--exposure`` gives.
 Rewrites BENCHMARKS.md (date, CPU, cores, torch version, load, the exact command) and writes a
 contact sheet (input | each method | reference) for three val images to
 bench_out/contact_sheet.png, and (input | each method) for four real noisy night photos of
@@ -66,9 +66,8 @@ def worker(args) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from lumen_cli.api import enhance_tensor
     from lumen_cli.errors import LumenError
-    from lumen_cli.pipelines.base import EnhanceOptions
-    from lumen_cli.pipelines.run import enhance_image
     from lumen_cli.train import evaluate as E
     from lumen_cli.train.data import paired_files
 
@@ -94,7 +93,7 @@ def worker(args) -> dict:
     for i in sheet_idx:  # outputs for the contact sheet (small, from the same code path)
         x = E.read_pixels(pairs[i][0])
         with torch.no_grad():
-            y = enhance_image(pipe, x, EnhanceOptions(steps=args.steps), precision=args.precision)
+            y = enhance_tensor(pipe, x, steps=args.steps, precision=args.precision)
         cells[pairs[i][0].name] = _cell(y)
     defaults: dict = {}  # the default renderings of the --lol photos, reused below
     res.update(lol_figures(pipe, args, cells, defaults))
@@ -119,7 +118,7 @@ def worker(args) -> dict:
         x = (x + 0.01 * torch.randn(x.shape, generator=g)).clamp(0, 1)
         t0 = time.perf_counter()
         with torch.no_grad():
-            enhance_image(pipe, x, EnhanceOptions(steps=args.steps), precision=args.precision)
+            enhance_tensor(pipe, x, steps=args.steps, precision=args.precision)
         res["s_12mp"] = time.perf_counter() - t0
     res["rss_mb"] = _rss_mb()
     return res
@@ -134,9 +133,8 @@ def lol_figures(pipe, args, cells: dict, outputs: dict | None = None) -> dict:
     import torch
 
     from lumen_cli import noref
+    from lumen_cli.api import enhance_tensor
     from lumen_cli.ops.color import rgb_to_ycbcr
-    from lumen_cli.pipelines.base import EnhanceOptions
-    from lumen_cli.pipelines.run import enhance_image
     from lumen_cli.train import evaluate as E
 
     sheet = {p.name for p in _lol_images(args.lol)}
@@ -144,7 +142,7 @@ def lol_figures(pipe, args, cells: dict, outputs: dict | None = None) -> dict:
     for p in _lol_images(args.lol, every=True):
         x = E.read_pixels(p)
         with torch.no_grad():
-            y = enhance_image(pipe, x, EnhanceOptions(steps=args.steps), precision=args.precision)
+            y = enhance_tensor(pipe, x, steps=args.steps, precision=args.precision)
         if p.name in sheet:
             cells["lol:" + p.name] = _cell(y)
         if outputs is not None:
@@ -169,9 +167,8 @@ def exposure_figures(pipe, args, defaults: dict) -> list[dict]:
     import torch
 
     from lumen_cli import noref
+    from lumen_cli.api import enhance_tensor
     from lumen_cli.ops.color import rgb_to_ycbcr
-    from lumen_cli.pipelines.base import EnhanceOptions
-    from lumen_cli.pipelines.run import enhance_image
     from lumen_cli.train import evaluate as E
 
     factors = [float(v) for v in args.worker_exposures.split(",")]
@@ -181,8 +178,9 @@ def exposure_figures(pipe, args, defaults: dict) -> list[dict]:
         outs = {1.0: defaults[p.name].float()} if p.name in defaults else {}
         with torch.no_grad():
             for f in sorted({1.0, *factors} - set(outs)):
-                opts = EnhanceOptions(steps=args.steps, exposure=f)
-                outs[f] = enhance_image(pipe, x, opts, precision=args.precision).float()
+                outs[f] = enhance_tensor(
+                    pipe, x, steps=args.steps, exposure=f, precision=args.precision
+                ).float()
         for f in factors:
             y = outs[f]
             luma = float(rgb_to_ycbcr(y)[:, 0].mean()) * 255

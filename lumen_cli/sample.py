@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 
+from lumen_cli.ops.color import linear_to_srgb, srgb_to_linear
+
 
 def make_scene(h: int = 426, w: int = 640, seed: int = 0) -> np.ndarray:
     """(h,w,3) float32 in [0,1] sRGB: a normally exposed synthetic scene."""
@@ -32,11 +34,10 @@ def make_scene(h: int = 426, w: int = 640, seed: int = 0) -> np.ndarray:
 def darken(img: np.ndarray, exposure: float = 0.12, noise: float = 0.01, seed: int = 0):
     """Under-expose in linear light and add shot/read noise, then back to sRGB."""
     rng = np.random.default_rng(seed)
-    lin = np.where(img <= 0.04045, img / 12.92, ((img + 0.055) / 1.055) ** 2.4) * exposure
+    lin = srgb_to_linear(img) * exposure
     lin = lin + rng.normal(0, 1, lin.shape).astype(np.float32) * np.sqrt(lin * noise**2 + 1e-6)
     lin = np.clip(lin, 0, 1)
-    out = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055)
-    return out.astype(np.float32)
+    return linear_to_srgb(lin).astype(np.float32)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lumen_cli.errors import UsageError
 from lumen_cli.methods.kind.pipeline import KinDPipeline
 from lumen_cli.methods.kind.train import _ratio_target
 from lumen_cli.nets.registry import build_net
@@ -254,9 +255,9 @@ def test_exposure_scales_the_light_ratio():
     x = smooth_image(1, 32, 32, seed=6) * 0.2
     a1 = pipe.analyze(x, EnhanceOptions(), torch.Generator())
     a2 = pipe.analyze(x, EnhanceOptions(exposure=2.0), torch.Generator())
-    assert torch.allclose(a2["alpha"], 2 * a1["alpha0"])
-    with pytest.raises(ValueError):
-        pipe.analyze(x, EnhanceOptions(exposure=0.0), torch.Generator())
+    assert torch.allclose(a2["alpha"], 2 ** (1 / 2.2) * a1["alpha0"])  # linear light x 2
+    with pytest.raises(UsageError):
+        EnhanceOptions(exposure=0.0)
 
 
 def test_fallback_ratio_without_ratio_net():

@@ -101,20 +101,28 @@ def enhance(
     tile_px = parse_tile(tile)
     pipe = setup_pipeline_for(method, device, precision, weights, threads)
     from lumen_cli.io.picture import DEFAULT_MAX_PIXELS
-    from lumen_cli.pipelines.base import EnhanceOptions
 
     if steps is not None and pipe.default_steps is None:
         console.info(f"note: --steps has no effect on method {method} (not a sampling method)")
     n_steps = steps or pipe.default_steps
 
     def work(job, progress):
+        from lumen_cli.api import enhance_tensor
         from lumen_cli.cli.common import read_input
         from lumen_cli.io import write_image
-        from lumen_cli.pipelines.run import enhance_image
 
         pic, x = read_input(job, max_pixels or DEFAULT_MAX_PIXELS)
-        opts = EnhanceOptions(steps=n_steps, seed=seed, exposure=exposure, progress=progress)
-        y = enhance_image(pipe, x, opts, tile=tile_px, overlap=tile_overlap, precision=precision)
+        y = enhance_tensor(
+            pipe,
+            x,
+            steps=steps,
+            seed=seed,
+            exposure=exposure,
+            progress=progress,
+            tile=tile_px,
+            overlap=tile_overlap,
+            precision=precision,
+        )
         pixels = y[0].permute(1, 2, 0).numpy()
         dest = job.dest
         if dest == STDIO:

@@ -29,7 +29,23 @@ def _about(method: str) -> dict[str, str]:
     return dict(getattr(mod, "ABOUT", {}))
 
 
-def methods(json_out: bool = typer.Option(False, "--json", help="Print JSON instead.")) -> None:
+def _behaviour(info) -> dict[str, str]:
+    """How ``--exposure`` maps onto the method's own control, and whether it decomposes
+    (imports the pipeline class, hence torch: ``--verbose`` only)."""
+    cls = info.load_class()
+    return {
+        "exposure": "multiplies the output's linear light (1 = the method's own choice): "
+        + cls.exposure_doc,
+        "decompose": "yes" if cls.decomposes else "no (lumen decompose refuses it)",
+    }
+
+
+def methods(
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Also how --exposure acts and whether it decomposes."
+    ),
+) -> None:
     """List the methods: default steps, parameter counts and whether weights are here."""
     from lumen_cli.pipelines.registry import METHODS
     from lumen_cli.weights.manifest import load_manifest
@@ -70,6 +86,8 @@ def methods(json_out: bool = typer.Option(False, "--json", help="Print JSON inst
             )
     for r in rows:
         r["about"] = _about(r["method"])
+        if verbose:
+            r["about"] = {**r["about"], **_behaviour(METHODS[r["method"]])}
     if json_out:
         print(json.dumps(rows, indent=1))
         return
@@ -88,8 +106,7 @@ def methods(json_out: bool = typer.Option(False, "--json", help="Print JSON inst
         )
     console = Console()
     console.print(t)
-    for name in dict.fromkeys(r["method"] for r in rows):
-        about = _about(name)
+    for name, about in {r["method"]: r["about"] for r in rows}.items():
         if about:
             console.print(f"\n[bold]{name}[/bold]")
             for k, v in about.items():

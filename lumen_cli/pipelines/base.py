@@ -18,6 +18,7 @@ Tiles read what they need of it by ``region``, so tiled and untiled runs agree.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -25,18 +26,55 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from lumen_cli.errors import UsageError
+
 Progress = Callable[[str, int, int], None]  # (what, done, total)
+EXPOSURE_RANGE = (0.05, 8.0)  # accepted --exposure values
+SRGB_GAMMA = 2.2  # linear light ~ sRGB ** 2.2, for mapping --exposure onto sRGB values
+
+
+def check_exposure(exposure: float | None) -> float | None:
+    """The one validation of ``--exposure``: None (the method's choice) or a finite number in
+    ``EXPOSURE_RANGE``; raises UsageError otherwise."""
+    if exposure is None:
+        return None
+    lo, hi = EXPOSURE_RANGE
+    try:
+        e = float(exposure)
+    except (TypeError, ValueError):
+        raise UsageError(f"exposure {exposure!r}: expected a number") from None
+    if not (math.isfinite(e) and lo <= e <= hi):
+        raise UsageError(
+            f"exposure {exposure}: expected a number from {lo} to {hi:g} "
+            "(1 is the method's own brightness)"
+        )
+    return e
+
+
+def srgb_gain(exposure: float | None) -> float:
+    """The gain on sRGB-encoded values that multiplies linear light by ``exposure``
+    (sRGB ~ gamma 2.2): exposure ** (1 / 2.2); 1.0 for None."""
+    return 1.0 if exposure is None else float(exposure) ** (1.0 / SRGB_GAMMA)
 
 
 @dataclass
 class EnhanceOptions:
-    """What a user may choose for one run. ``None`` means the method's own default."""
+    """What a user may choose for one run. ``None`` means the method's own default.
+
+    ``exposure``: a multiplicative change of the output's linear light level (2: about twice
+    the light, 0.5: about half), 1 or None = the method's own choice. Checked here
+    (``check_exposure``); each pipeline maps it onto its own control (``exposure_doc``)."""
 
     steps: int | None = None
     seed: int = 0
-    exposure: float | None = None  # light-level control (method specific; 1.0 = default look)
+    exposure: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # method-specific knobs
     progress: Progress | None = None
+
+    def __post_init__(self):
+        self.exposure = check_exposure(self.exposure)
+        if self.steps is not None and int(self.steps) < 1:
+            raise UsageError(f"steps {self.steps}: expected a whole number >= 1")
 
     def report(self, what: str, done: int, total: int) -> None:
         if self.progress is not None:
@@ -73,7 +111,7 @@ def crop_ctx(t: torch.Tensor, region: Region, full_hw: tuple[int, int]) -> torch
 
 
 class Pipeline:
-    """Base class: one subclass per method, one file per subclass in ``lumen_cli/pipelines``."""
+    """Base class: one subclass per method, in ``lumen_cli/methods/<name>/pipeline.py``."""
 
     method: ClassVar[str] = ""
     size_multiple: ClassVar[int] = 1  # tiles are padded to a multiple of this
@@ -87,6 +125,16 @@ class Pipeline:
     min_overlap: ClassVar[int] = 0
     # False for methods whose arithmetic must stay fp32 (reduced precision is then ignored)
     reduced_precision: ClassVar[bool] = True
+    # whether ``decompose`` gives Retinex maps; set automatically from whether a subclass
+    # overrides it (``lumen decompose`` / ``lumen_cli.decompose`` refuse the others cleanly)
+    decomposes: ClassVar[bool] = False
+    # how ``EnhanceOptions.exposure`` acts in this method (``lumen methods --verbose``)
+    exposure_doc: ClassVar[str] = "a gain on the output's linear light"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "decomposes" not in cls.__dict__:
+            cls.decomposes = cls.decompose is not Pipeline.decompose
 
     def __init__(self, nets: dict[str, nn.Module] | None = None):
         self.nets = nn.ModuleDict(nets or {})

@@ -1,9 +1,9 @@
 """Measuring a method on paired data (``lumen eval``, the benchmark script).
 
 Protocol: the ``low/`` image of each pair is enhanced by the same code as ``lumen enhance``
-(``lumen_cli.pipelines.run.enhance_image``, seed 0), and the result is scored against the
+(``lumen_cli.api.enhance_tensor``, seed 0), and the result is scored against the
 ``high/`` image by ``lumen_cli.metrics`` (PSNR on 8-bit RGB; SSIM with an 11x11 Gaussian window,
-sigma 1.5, per RGB channel then averaged). Seconds per image time ``enhance_image`` alone
+sigma 1.5, per RGB channel then averaged). Seconds per image time ``enhance_tensor`` alone
 (decoding and writing excluded). Scores of a folder of existing outputs (``--pred``) use the
 same metrics, so outputs saved with ``--save-dir`` and re-scored give the same numbers.
 """
@@ -65,17 +65,14 @@ def evaluate_method(
     lpips_fn: Callable[[torch.Tensor, torch.Tensor], float] | None = None,
 ) -> list[Record]:
     """Enhance each low image, score it against its reference; optionally save PNG outputs."""
-    from lumen_cli.pipelines.base import EnhanceOptions
-    from lumen_cli.pipelines.run import enhance_image
+    from lumen_cli.api import enhance_tensor
 
     out: list[Record] = []
     for i, (lo, hi) in enumerate(pairs):
         x, y = read_pixels(lo), read_pixels(hi)
         t0 = time.perf_counter()
         with torch.no_grad():
-            pred = enhance_image(
-                pipe, x, EnhanceOptions(steps=steps, seed=seed), tile=tile, precision=precision
-            )
+            pred = enhance_tensor(pipe, x, steps=steps, seed=seed, tile=tile, precision=precision)
         dt = time.perf_counter() - t0
         pred = pred.detach().float().cpu().clamp(0, 1)
         p, s = score(pred, y, lo.name)

@@ -29,9 +29,9 @@ reference.
 In the ``lite`` preset (lumen additions) the RDA's residual base is the reflectance that the
 global tone prior T(x) (``lumen_cli.prior.tone``) implies under L^, every x0 estimate keeps
 that base's low frequencies (``anchor_detail``, ``opts.extra["anchor"]`` sets σ, 0: off), and
-the shadow finish (``lumen_cli.prior.finish``) is the last step. ``--exposure`` is a gain on
-L^ (1.0 = the model's choice), with the highlights rolled off above 1. Measurements and the
-history of the shipped weights: benchmarks/NOTES.md.
+the shadow finish (``lumen_cli.prior.finish``) is the last step. ``--exposure`` e is the gain
+e^(1/2.2) on L^ (linear light x e; 1 = the model's choice), highlights rolled off above 1.
+Measurements and the history of the shipped weights: benchmarks/NOTES.md.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import torch
 from lumen_cli.diffusion.denoiser import Denoiser
 from lumen_cli.methods.diff_retinex.paper_pipeline import PAPER, PaperDiffRetinexPipeline, is_paper
 from lumen_cli.ops.resize import work_resize
-from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx
+from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx, srgb_gain
 from lumen_cli.prior.finish import finish_shadows, highlight_rolloff
 from lumen_cli.prior.tone import (
     ANCHOR_SIGMA,
@@ -181,6 +181,7 @@ class DiffRetinexPipeline(Pipeline):
     presets: ClassVar = PRESETS
     default_preset = "lite"
     memory_per_pixel = 6144
+    exposure_doc = "a gain of exposure^(1/2.2) on the adjusted illumination L^ (rolled off above 1)"
 
     def __new__(cls, nets=None):
         # converted official weights (the paper preset) run the authors' own recipe
@@ -214,7 +215,7 @@ class DiffRetinexPipeline(Pipeline):
         noise = torch.randn((1, 3, H, W), generator=generator)
         feats = ida.encode(ida_condition(l_s, r_s, x_s))
         l_hat = Denoiser(ida).sample(noise_s.to(self.device), feats, self._steps(opts))
-        exposure = float(opts.exposure or 1.0)
+        exposure = srgb_gain(opts.exposure)  # the gain on L^ (sRGB values)
         l_hat = ((l_hat + 1) / 2).clamp(0, 1)
         # the RDA's global vector as in training (the model's own L^); exposure scales L^ after
         g = torch.cat([r_s.float().mean((2, 3)), l_hat.mean((2, 3))], 1)

@@ -3,7 +3,7 @@
 Recipe for one image (x: (1,3,H,W) float in [0,1], sRGB)::
 
     analyze:  α0 = exp(ratio(x downsampled))   # light ratio from the input alone (lumen addition)
-              α  = α0 · exposure                 # --exposure scales it (1.0 = default look)
+              α  = α0 · exposure^(1/2.2)         # --exposure: linear light x exposure
               T  = tone(x downsampled)           # per-channel tone curves (lite; lumen addition)
     per tile: R, L = decom(x)                    # reflectance (3ch) and illumination (1ch)
               L̂   = adjust(L, α)                 # relight L to the ratio α
@@ -39,7 +39,7 @@ import torch
 
 from lumen_cli.ops.filters import gaussian_blur
 from lumen_cli.ops.resize import shrink
-from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region
+from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, srgb_gain
 from lumen_cli.prior.finish import finish_shadows, highlight_rolloff
 from lumen_cli.prior.tone import (
     TONE_NET,
@@ -104,6 +104,10 @@ class KinDPipeline(Pipeline):
         "lite": _preset(16, _LITE_RESTORE, 32, residual=True, tone=True),
     }
     default_preset: ClassVar[str] = "lite"
+    exposure_doc: ClassVar[str] = (
+        "KinD's light ratio: alpha = alpha0 * exposure^(1/2.2) relights L through the "
+        "adjustment net (highlights rolled off above 1)"
+    )
 
     @classmethod
     def stages(cls) -> list:
@@ -127,10 +131,7 @@ class KinDPipeline(Pipeline):
         with torch.no_grad():
             a0 = self.default_ratio(x.to(self.device))
             curves = curves_for(self.nets, x.to(self.device))
-        exposure = 1.0 if opts.exposure is None else float(opts.exposure)
-        if not exposure > 0:
-            raise ValueError(f"kind: exposure must be > 0, got {exposure}")
-        out = {"alpha0": a0, "alpha": (a0 * exposure).clamp(*ALPHA_RANGE)}
+        out = {"alpha0": a0, "alpha": (a0 * srgb_gain(opts.exposure)).clamp(*ALPHA_RANGE)}
         if curves is None:
             return out
         return out | {"curves": curves, "tone_noise": tone_noise(x, curves)}
@@ -174,7 +175,7 @@ class KinDPipeline(Pipeline):
                 gray = RL.rgb_to_gray(m["reflectance"])
                 k = gaussian_blur(gray, 3.0)
                 r_hat = r_hat * torch.clamp(2 * k, 0, 1).sqrt()
-            out = highlight_rolloff(r_hat * m["l_hat"], opts.exposure)
+            out = highlight_rolloff(r_hat * m["l_hat"], srgb_gain(opts.exposure))
             if extras["blend_input"]:  # official evaluate.py step
                 out = m["illumination"] * x.float() + (1 - m["illumination"]) * out
             out = out.clamp(0, 1)

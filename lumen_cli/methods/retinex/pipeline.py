@@ -4,8 +4,9 @@
 2. Structure-aware smoothing of T0 (weighted least squares, edges kept) -> T.
 3. T is brought back to full resolution with a guided filter whose coefficients are computed at
    low resolution (fast guided upsampling), so edges stay sharp and there are no halos.
-4. Gamma on T chosen so that the result reaches a target mean brightness (``--exposure`` scales
-   it); output = I * T^(gamma - 1): the same gain on all three channels, so no colour cast.
+4. Gamma on T chosen so that the result reaches a target mean luma (``--exposure`` e scales it
+   by e^(1/2.2), so linear light by about e); output = I * T^(gamma - 1): the same gain on all
+   three channels, so no colour cast.
 5. Dark regions of the input are denoised (guided filter whose strength follows the measured
    noise level) before the gain, so the gain does not amplify noise.
 
@@ -19,7 +20,7 @@ import torch
 from lumen_cli.ops.color import luma
 from lumen_cli.ops.filters import estimate_noise, guided_coeffs, guided_filter
 from lumen_cli.ops.resize import centre_crop, shrink
-from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx
+from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx, srgb_gain
 from lumen_cli.retinex import classical as C
 
 ANALYSIS_SIDE = 512  # long side of the whole-image analysis copy
@@ -33,6 +34,7 @@ class RetinexPipeline(Pipeline):
     memory_per_pixel = 600
     min_overlap = 6 * CHROMA_RADIUS  # guided filter reach 2r, and the feathering ramp around it
     reduced_precision = False  # cheap arithmetic; fp32 keeps the illumination solve exact
+    exposure_doc = "the target mean luma times exposure^(1/2.2) (the gain stays >= 1: never darker)"
 
     def analyze(self, x: torch.Tensor, opts: EnhanceOptions, generator) -> dict:
         H, W = x.shape[-2:]
@@ -41,8 +43,7 @@ class RetinexPipeline(Pipeline):
         t = C.wls_smooth(t0)
         # guided upsampling coefficients: full-res T ~= a * max_rgb(full) + b
         a, b = guided_coeffs(t0, t, r=2, eps=1e-3)
-        exposure = float(opts.exposure or 1.0)
-        target = min(0.9, TARGET_LUMA * exposure)
+        target = min(0.9, TARGET_LUMA * srgb_gain(opts.exposure))
         gamma = _choose_gamma(small, t, target)
         # noise level from a centre crop of the full-resolution input
         sigma = estimate_noise(centre_crop(x, 512))
