@@ -81,21 +81,22 @@ def decompose(
     def work(job, progress):
         import numpy as np
 
+        from lumen_cli.api import decompose_tensor
         from lumen_cli.cli.common import read_input
         from lumen_cli.io import write_image
         from lumen_cli.io.picture import DEFAULT_MAX_PIXELS
-        from lumen_cli.pipelines.base import EnhanceOptions
-        from lumen_cli.pipelines.run import decompose_image
 
         pic, x = read_input(job, max_pixels or DEFAULT_MAX_PIXELS)
-        opts = EnhanceOptions(
-            steps=steps or pipe.default_steps,
+        maps = decompose_tensor(
+            pipe,
+            x,
+            steps=steps,
             seed=seed,
             progress=progress,
             extra={"adjusted": adjusted},
-        )
-        maps = decompose_image(
-            pipe, x, opts, tile=tile_px, overlap=tile_overlap, precision=precision
+            tile=tile_px,
+            overlap=tile_overlap,
+            precision=precision,
         )
         Path(job.dest).parent.mkdir(parents=True, exist_ok=True)
         plain = _plain(pic)
