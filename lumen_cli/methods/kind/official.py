@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from lumen_cli.errors import WeightsError
 
 OFFICIAL_RATIO = 5.0  # evaluate.py's light ratio (KinD hard-codes it; KinD++'s --ratio default)
 SKIMAGE_GRAY = (0.2125, 0.7154, 0.0721)
@@ -78,3 +81,38 @@ def truncate_uint8(x: torch.Tensor) -> torch.Tensor:
     """floor(255 · clip(x)) / 255: the values KinD's uint8 cast writes (a writer that rounds
     to 8 bits then stores exactly these)."""
     return torch.floor(x.clamp(0, 1) * 255) / 255
+
+
+def require(nets: nn.ModuleDict, *names: str) -> None:
+    """WeightsError naming the official checkpoints a weights file lacks among ``names``."""
+    from lumen_cli.methods.kind.convert import MISSING_HINT
+
+    missing = [n for n in names if n not in nets]
+    if missing:
+        raise WeightsError(
+            "kind: this weights file lacks "
+            + "; and ".join(MISSING_HINT[n] for n in missing)
+            + ". Convert that checkpoint together with the others (lumen weights convert "
+            "kind FOLDER... -o FILE); `lumen decompose` needs only the decomposition net."
+        )
+
+
+def maps(
+    nets: nn.ModuleDict,
+    x: torch.Tensor,
+    stretch: tuple[torch.Tensor, torch.Tensor],
+    alpha: torch.Tensor,
+    full: bool,
+) -> dict[str, torch.Tensor]:
+    """evaluate.py's maps of x (B,3,h,w) in [0,1]: {'x_s': stretched input, 'reflectance' R,
+    'illumination' L} and, if ``full``, {'r_hat': R', 'l_hat': L' at the ratio ``alpha`` (B,)}.
+    ``stretch``: (lo, scale) of the whole image (``stretch_range``). All float32."""
+    lo, scale = (t.to(x.device) for t in stretch)
+    x_s = (x.float() - lo) / scale
+    r, l = (t.float() for t in nets["decom"](x_s))
+    out = {"x_s": x_s, "reflectance": r, "illumination": l}
+    if full:
+        require(nets, "restore", "adjust")
+        out["r_hat"] = nets["restore"](r, l).float()
+        out["l_hat"] = nets["adjust"](l, alpha.to(x.device)).float()
+    return out

@@ -20,7 +20,15 @@ The official test script adds two steps, available via ``opts.extra`` (``darken_
 ``blend_input``) and off by default (``DEFAULT_EXTRAS``): it darkens R̂ where the input
 reflectance is near black, and blends the result with the input by L.
 
-Presets: ``paper`` has the published sizes and the paper's plain heads. ``lite`` (shipped)
+Presets: ``paper`` (KinD) and ``paper-plus`` (KinD++, its MSIA restoration net in
+``msia.py``) are the official architectures, layer for layer, loadable from the authors'
+checkpoints with ``lumen weights convert kind``; ``port`` holds the nets of the PyTorch port
+fenghansen/KinD-pytorch. These presets run the authors' ``evaluate.py`` recipe
+(``official.py``): min-max stretch, user ratio (5.0, or ``opts.extra["ratio"]``; times
+exposure^(1/2.2) for ``--exposure``), gray-gain fusion, blend with the input, truncating uint8
+output (``opts.extra["truncate"]``); KinD++'s ``--adjustment`` is ``opts.extra["adjustment"]``.
+A file without the restoration net (not published by the authors) can ``decompose`` only.
+``lite`` (shipped)
 narrows decom and restoration and uses lumen's *residual* heads: every net starts from the
 identity (R = I / max(L, max-RGB), R̂ = R_low, L̂ = clip(α·L)) and learns a correction in logit
 space; it adds the global tone prior (``lumen_cli.prior.tone``): R_in · L̂0 is the curve-mapped
@@ -37,6 +45,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from lumen_cli.methods.kind import official
 from lumen_cli.ops.filters import gaussian_blur
 from lumen_cli.ops.resize import shrink
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, srgb_gain
@@ -78,6 +87,17 @@ def _preset(
     }
 
 
+def _official_preset(restore: tuple[str, dict] | None, port: bool = False) -> dict:
+    """The authors' nets: no ratio estimator, no tone net; the adjustment net's last conv is
+    followed by LeakyReLU before the sigmoid (official) or not (the port)."""
+    adjust = {"width": 32, "convs": 3, "out_act": not port} | ({"slope": 0.01} if port else {})
+    return (
+        {"decom": ("kind.decom", {"width": 32} | ({"port": True} if port else {}))}
+        | ({"restore": restore} if restore else {})
+        | {"adjust": ("kind.adjust", adjust)}
+    )
+
+
 def restore_input(x, r, l_hat0, curves, noise=None):
     """(R_in, L_out): what the restoration net starts from and the illumination it is
     multiplied with. The paper: (R, L^0). With tone curves (lumen addition): L_out =
@@ -97,8 +117,11 @@ class KinDPipeline(Pipeline):
     size_multiple: ClassVar[int] = 16  # 5-level restoration U-Net (decom needs 4)
     memory_per_pixel: ClassVar[int] = 3072
     presets: ClassVar[dict[str, dict[str, tuple[str, dict[str, Any]]]]] = {
-        # decom 235,876 + restore 7,760,739 + adjust 19,393 + ratio 14,547 = 8,030,555
-        "paper": _preset(32, _PAPER_RESTORE, 32, residual=False),
+        # decom 235,876 + restore 7,760,739 + adjust 19,393 = 8,016,008 (official KinD)
+        "paper": _official_preset(("kind.restore", {"widths": _PAPER_RESTORE, "convs": 2})),
+        # restore 8,023,079 numbers with the BatchNorm statistics: 8,278,348 (official KinD++)
+        "paper-plus": _official_preset(("kind.restore_msia", {})),
+        "port": _official_preset(None, port=True),  # fenghansen/KinD-pytorch: no restore file
         # tone 175,083 + decom 59,316 + restore 1,941,427 + adjust 19,393 + ratio 14,547
         # = 2,209,766
         "lite": _preset(16, _LITE_RESTORE, 32, residual=True, tone=True),
@@ -108,6 +131,29 @@ class KinDPipeline(Pipeline):
         "KinD's light ratio: alpha = alpha0 * exposure^(1/2.2) relights L through the "
         "adjustment net (highlights rolled off above 1)"
     )
+
+    def __init__(self, nets=None):
+        super().__init__(nets)
+        self.preset = self.preset_of(self.nets)
+        self.official = self.preset in ("paper", "paper-plus", "port")  # evaluate.py's recipe
+        self.plus = self.preset == "paper-plus"
+        if self.official:  # TF "SAME" nets run at any size; MSIA needs multiples of 4
+            self.reduced_precision = False  # the authors' numbers are fp32
+            self.size_multiple = 4 if self.plus else 1
+            self.memory_per_pixel = 16384 if self.plus else 4096
+
+    @classmethod
+    def preset_of(cls, nets) -> str | None:
+        """The preset whose nets (arch and config) these are, a subset allowed; else None."""
+        for name, spec in cls.presets.items():
+            if nets and all(
+                n in spec
+                and (getattr(m, "lumen_arch", None), getattr(m, "lumen_config", None))
+                == (spec[n][0], spec[n][1])
+                for n, m in nets.items()
+            ):
+                return name
+        return None
 
     @classmethod
     def stages(cls) -> list:
@@ -127,7 +173,12 @@ class KinDPipeline(Pipeline):
         return torch.exp(log_a).clamp(*ALPHA_RANGE)
 
     def analyze(self, x: torch.Tensor, opts: EnhanceOptions, generator: torch.Generator) -> dict:
-        """Whole-image light ratio: {'alpha0': (B,), 'alpha': (B,) = alpha0 · exposure}."""
+        """Whole-image light ratio: {'alpha0': (B,), 'alpha': (B,) = alpha0 · exposure}; the
+        official recipe: {'stretch': (lo, scale) of the min-max stretch, 'alpha': (B,)}."""
+        if self.official:
+            a0 = float(opts.extra.get("ratio", official.OFFICIAL_RATIO))
+            alpha = torch.full((x.shape[0],), a0 * srgb_gain(opts.exposure))
+            return {"stretch": official.stretch_range(x), "alpha": alpha}
         with torch.no_grad():
             a0 = self.default_ratio(x.to(self.device))
             curves = curves_for(self.nets, x.to(self.device))
@@ -163,10 +214,25 @@ class KinDPipeline(Pipeline):
             l_hat = l_out
         return {"reflectance": r.float(), "illumination": l.float(), "r_hat": r_hat, "l_hat": l_hat}
 
+    def _official(self, x: torch.Tensor, ctx: dict, opts: EnhanceOptions, full: bool) -> dict:
+        if "stretch" not in ctx:
+            ctx = self.analyze(x, opts, torch.Generator())
+        return official.maps(self.nets, x, ctx["stretch"], ctx["alpha"], full)
+
     def enhance(
         self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions
     ) -> torch.Tensor:
-        """x: (B,3,h,w) in [0,1] sRGB, h and w multiples of 16 -> (B,3,h,w) in [0,1]."""
+        """x: (B,3,h,w) in [0,1] sRGB, h and w multiples of ``size_multiple`` -> (B,3,h,w)."""
+        if self.official:
+            with torch.no_grad():
+                m = self._official(x, ctx, opts, full=True)
+                use_l = opts.extra.get("adjustment", not self.plus)
+                out = official.fuse(
+                    m["x_s"], m["reflectance"], m["illumination"], m["r_hat"],
+                    m["l_hat"] if use_l else None,
+                )  # fmt: skip
+                trunc = opts.extra.get("truncate", True)
+                return official.truncate_uint8(out) if trunc else out.clamp(0, 1)
         with torch.no_grad():
             m = self._maps(x, ctx, opts)
             r_hat = m["r_hat"]
@@ -189,6 +255,14 @@ class KinDPipeline(Pipeline):
         """{'reflectance' (B,3,h,w), 'illumination' (B,1,h,w): the decomposition net's maps;
         'reflectance_restored' (B,3,h,w), 'illumination_adjusted' (B,1,h,w)}, all in [0,1]."""
         with torch.no_grad():
+            if self.official:
+                m = self._official(x, ctx, opts, full=bool(opts.extra.get("adjusted")))
+                names = {"reflectance": "reflectance", "illumination": "illumination"} | (
+                    {"reflectance_restored": "r_hat", "illumination_adjusted": "l_hat"}
+                    if "r_hat" in m
+                    else {}
+                )
+                return {k: m[v].clamp(0, 1) for k, v in names.items()}
             m = self._maps(x, ctx, opts)
         return {
             "reflectance": m["reflectance"].clamp(0, 1),
