@@ -53,6 +53,14 @@ METHODS: dict[str, MethodInfo] = {
             supervised=False,
         ),
         MethodInfo(
+            "refusion",
+            "Refusion / IR-SDE: Image Restoration with Mean-Reverting Stochastic Differential "
+            "Equations (Luo et al., ICML 2023; latent Refusion, CVPRW 2023)",
+            "lumen_cli.methods.refusion.pipeline:RefusionPipeline",
+            weights=("refusion-lite",),
+            default_steps=20,
+        ),
+        MethodInfo(
             "lldiffusion",
             "LLDiffusion: Learning Degradation Representations in Diffusion Models for "
             "Low-Light Image Enhancement (Wang et al., Pattern Recognition 2025)",

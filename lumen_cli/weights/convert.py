@@ -35,6 +35,7 @@ CONVERTERS: dict[str, str] = {
     "kind": "lumen_cli.methods.kind.convert:convert",
     "lighten-diffusion": "lumen_cli.methods.lighten_diffusion.convert:convert",
     "lldiffusion": "lumen_cli.methods.lldiffusion.convert:convert",
+    "refusion": "lumen_cli.methods.refusion.convert:convert",
 }
 
 # classes the official pickles may hold besides tensors and plain containers

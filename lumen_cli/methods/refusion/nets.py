@@ -333,7 +333,18 @@ class LatentUNet(nn.Module):
         x = self.final_conv(x + hidden[0])
         return x if hw is None else x[..., : hw[0], : hw[1]]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruction decode(encode(x)), (B,in_ch,H,W) -> (B,out_ch,H,W)."""
-        z, hidden = self.encode(x)
-        return self.decode(z, hidden, x.shape[-2:])
+    def forward(
+        self, x: torch.Tensor, replace_with: torch.Tensor | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """decode(encode(x)) (B,in_ch,H,W) -> (B,out_ch,H,W); with ``replace_with`` (an image
+        of x's shape) also decode(latent of replace_with, skips of x): the pair used by the
+        latent-replacing training loss, in one batched call."""
+        hw = x.shape[-2:]
+        if replace_with is None:
+            z, hidden = self.encode(x)
+            return self.decode(z, hidden, hw)
+        b = x.shape[0]
+        z, hidden = self.encode(torch.cat([x, replace_with], 0))
+        skips = [torch.cat([h[:b], h[:b]], 0) for h in hidden]
+        out = self.decode(z, skips, hw)
+        return out[:b], out[b:]

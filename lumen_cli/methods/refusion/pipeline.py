@@ -1,0 +1,236 @@
+"""Refusion / IR-SDE (Luo et al., ICML 2023; Refusion, CVPRW 2023) as a lumen pipeline.
+
+The degraded photo is the mean mu of a mean-reverting SDE; sampling starts at mu + lambda z and
+runs the SDE backwards to the clean image (``lumen_cli.diffusion.sde``). Recipe for one image
+x (1,3,H,W) in [0,1], sRGB::
+
+    latent presets (lite, paper-latent):
+      analyze (whole image):
+        1. mu   = ae.encode(x).latent                 # 1/8 size; in row strips when local
+        2. x_T  = mu + lambda z,  z from the CPU generator (--seed)
+        3. z_0  = reverse SDE / ODE / posterior sampler on the whole latent, N steps
+      per tile:
+        4. hidden = ae.encode(window).hidden          # the degraded image's skips
+        5. out    = ae.decode(z_0[window], hidden)     # window: the tile plus a margin, aligned
+    pixel preset (paper):
+      analyze: z = N(0, I) for the whole image; per tile: x_T = x + lambda z[tile], the
+      sampler on the tile (its per-step noise is drawn for the whole image and cropped).
+    6. --exposure: linear-light gain of the output, highlights rolled off; clamp to [0,1].
+
+Presets: ``paper`` is the official pixel model (deshadow ConditionalNAFNet, 76.6 M parameters),
+``paper-latent`` the official latent model (NAFNet on 8-channel latents, 76.6 M, plus the
+2.0 M auto-encoder); both load converted official checkpoints (``lumen weights convert
+refusion``). ``lite`` (lumen's, trained here on SICE) is a latent model: a 0.83 M-parameter
+auto-encoder without attention (ch 8, ch_mult [2, 4, 8, 8]; a local net, so the latent of a
+large photo is encoded in strips and its decoder runs per tile) and a width-16 NAFNet. Its
+SDE runs on the whole picture at 1/8 size, so tiles agree with the untiled run and the step
+count barely changes the time of large photos.
+
+``opts.extra["sampler"]``: ``sde`` (Euler–Maruyama, the paper's), ``ode`` or ``posterior``;
+``opts.steps``: evenly spaced steps out of T = 100 (``DEFAULT_SAMPLER``, ``default_steps``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from lumen_cli import tiling
+from lumen_cli.diffusion import sde as S
+from lumen_cli.errors import UsageError
+from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx
+from lumen_cli.prior.finish import highlight_rolloff
+
+PAPER_NAF = {
+    "img_channel": 3,
+    "width": 64,
+    "enc_blk_nums": [1, 1, 1, 28],
+    "middle_blk_num": 1,
+    "dec_blk_nums": [1, 1, 1, 1],
+}
+PAPER_AE = {"in_ch": 3, "out_ch": 3, "ch": 8, "ch_mult": [4, 8, 8, 16], "embed_dim": 8}
+LITE_NAF = {**PAPER_NAF, "img_channel": 8, "width": 16, "enc_blk_nums": [1, 1, 1, 1]}
+LITE_AE = {**PAPER_AE, "ch_mult": [2, 4, 8, 8], "attn": False}
+DEFAULT_SAMPLER = "posterior"
+MARGIN = 32  # context (px, a multiple of 16) around a decoded tile and an encoded strip
+STRIP_PIXELS = 1 << 21  # pixels per row strip when a local auto-encoder encodes a large photo
+
+
+def has_attention(net: torch.nn.Module) -> bool:
+    from lumen_cli.methods.refusion.nets import LinearAttention
+
+    return any(isinstance(m, LinearAttention) for m in net.modules())
+
+
+def _ceil(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def encode_latent(ae, x: torch.Tensor) -> torch.Tensor:
+    """The latent of the whole image (B,C,H/8,W/8 of the 16-padded size). A local auto-encoder
+    (no attention) runs on row strips with MARGIN rows of context, bounding memory."""
+    H, W = x.shape[-2:]
+    m, f = ae.multiple, ae.multiple // 2
+    Hp, Wp = _ceil(H, m), _ceil(W, m)
+    rows = max(m, (STRIP_PIXELS // Wp) // m * m)
+    if has_attention(ae) or Hp <= rows + 2 * MARGIN:
+        return ae.encode(x)[0]
+    parts = []
+    for sy0 in range(0, Hp, rows):
+        sy1 = min(Hp, sy0 + rows)
+        wy0, wy1 = max(0, sy0 - MARGIN), min(Hp, sy1 + MARGIN)
+        z = ae.encode(tiling.extract(x, wy0, 0, wy1, Wp))[0]
+        parts.append(z[..., (sy0 - wy0) // f : (sy1 - wy0) // f, :])
+    return torch.cat(parts, dim=-2)
+
+
+def apply_exposure(out: torch.Tensor, exposure: float | None) -> torch.Tensor:
+    """Output times a linear-light gain (sRGB ~ gamma 2.2), highlights rolled off; [0,1]."""
+    if exposure is None or float(exposure) == 1.0:
+        return out.clamp(0, 1)
+    lifted = out.float().clamp(0, 1) ** 2.2 * float(exposure)
+    return highlight_rolloff(lifted ** (1 / 2.2), exposure).clamp(0, 1)
+
+
+class RefusionPipeline(Pipeline):
+    method: ClassVar[str] = "refusion"
+    size_multiple: ClassVar[int] = 16
+    default_steps: ClassVar[int | None] = 20
+    presets: ClassVar[dict[str, dict[str, tuple[str, dict[str, Any]]]]] = {
+        "paper": {"noise": ("refusion.nafnet", PAPER_NAF)},
+        "paper-latent": {
+            "noise": ("refusion.nafnet", {**PAPER_NAF, "img_channel": 8, "global_skip": True}),
+            "ae": ("refusion.unet", PAPER_AE),
+        },
+        "lite": {
+            "noise": ("refusion.nafnet", {**LITE_NAF, "global_skip": True}),
+            "ae": ("refusion.unet", LITE_AE),
+        },
+    }
+    default_preset: ClassVar[str] = "lite"
+    memory_per_pixel: ClassVar[int] = 2048
+    min_overlap: ClassVar[int] = 32
+    decomposes: ClassVar[bool] = False
+    schedule: ClassVar[S.IRSDESchedule] = S.irsde_schedule(50, 100, 0.005)
+
+    @classmethod
+    def stages(cls) -> list:
+        from lumen_cli.methods.refusion.train import stages
+
+        return stages()
+
+    @property
+    def latent(self) -> bool:
+        return "ae" in self.nets
+
+    def _settings(self, opts: EnhanceOptions) -> tuple[str, int]:
+        sampler = str(opts.extra.get("sampler") or DEFAULT_SAMPLER)
+        if sampler not in S.SAMPLERS:
+            raise UsageError(f"refusion: unknown sampler {sampler!r}; one of {S.SAMPLERS}")
+        steps = int(opts.steps or self.default_steps)
+        if not 1 <= steps <= self.schedule.T:
+            raise UsageError(f"refusion: steps must be in 1..{self.schedule.T}, got {steps}")
+        if opts.exposure is not None and not float(opts.exposure) > 0:
+            raise UsageError(f"refusion: exposure must be > 0, got {opts.exposure}")
+        return sampler, steps
+
+    def _run_sde(self, mu, x_T, sampler, steps, noise_fn, opts) -> torch.Tensor:
+        net = self.nets["noise"]
+
+        def model_fn(x_t: torch.Tensor, t: int) -> torch.Tensor:
+            return net(x_t, mu, t)
+
+        def report(i: int, n: int, _x) -> None:
+            opts.report("sampling", i, n)
+
+        return S.sample(model_fn, x_T, mu, self.schedule, steps, sampler, noise_fn, report)
+
+    def analyze(self, x: torch.Tensor, opts: EnhanceOptions, generator: torch.Generator) -> dict:
+        """{'image', 'sampler', 'steps'} and, latent: 'latent' (the sampled z_0 of the whole
+        image); pixel: 'noise' (1,3,H,W) start noise and 'seed' of the per-step noises."""
+        sampler, steps = self._settings(opts)
+        ctx: dict[str, Any] = {"image": x, "sampler": sampler, "steps": steps}
+        if not self.latent:
+            ctx["noise"] = torch.randn(x.shape, generator=generator, dtype=torch.float32)
+            ctx["seed"] = int(torch.randint(0, 2**62, (1,), generator=generator))
+            return ctx
+        with torch.no_grad():
+            # 1. the degraded image's latent: the SDE's mean
+            mu = encode_latent(self.nets["ae"], x.to(self.device)).float()
+
+            # 2. x_T = mu + lambda z, every noise drawn on the CPU from the run's generator
+            def draw(_i: int = 0) -> torch.Tensor:
+                return torch.randn(mu.shape, generator=generator).to(mu.device)
+
+            x_T = S.start_state(mu, self.schedule, draw())
+            # 3. the reverse process on the whole latent
+            ctx["latent"] = self._run_sde(mu, x_T, sampler, steps, draw, opts)
+        return ctx
+
+    def _decode_region(self, x: torch.Tensor, ctx: dict, region: Region) -> torch.Tensor:
+        """Steps 4-5: decode the sampled latent over ``region`` with the skips of a window
+        (the region plus MARGIN, on the latent grid) of the degraded image."""
+        ae, full = self.nets["ae"], ctx["image"]
+        m, f = ae.multiple, ae.multiple // 2
+        H, W = full.shape[-2:]
+        y0, x0, y1, x1 = region
+        ye, xe = min(y1, H), min(x1, W)
+        wy0, wx0 = max(0, (y0 - MARGIN) // m * m), max(0, (x0 - MARGIN) // m * m)
+        wy1 = min(_ceil(H, m), wy0 + _ceil(ye + MARGIN - wy0, m))
+        wx1 = min(_ceil(W, m), wx0 + _ceil(xe + MARGIN - wx0, m))
+        window = tiling.extract(full, wy0, wx0, wy1, wx1).to(x.device, torch.float32)
+        _, hidden = ae.encode(window)
+        z = ctx["latent"][..., wy0 // f : wy1 // f, wx0 // f : wx1 // f].to(x.device)
+        out = ae.decode(z.to(hidden[0].dtype), hidden).float()
+        out = out[..., y0 - wy0 : ye - wy0, x0 - wx0 : xe - wx0]
+        return F.pad(out, (0, x1 - xe, 0, y1 - ye), mode="replicate")
+
+    def _sample_pixels(self, x: torch.Tensor, ctx: dict, region: Region, opts) -> torch.Tensor:
+        """The pixel model on one tile; noises are whole-image draws cropped to the region."""
+        full_hw = ctx["image"].shape[-2:]
+
+        def cropped(z: torch.Tensor) -> torch.Tensor:
+            return crop_ctx(z, region, full_hw).to(x.device)
+
+        def step_noise(i: int) -> torch.Tensor:
+            g = torch.Generator().manual_seed((ctx["seed"] + i) % 2**63)
+            z = torch.randn((1, 3, *full_hw), generator=g)
+            return cropped(z).expand(x.shape[0], -1, -1, -1)
+
+        mu = x.float()
+        x_T = S.start_state(mu, self.schedule, cropped(ctx["noise"]))
+        return self._run_sde(mu, x_T, ctx["sampler"], ctx["steps"], step_noise, opts)
+
+    def enhance(
+        self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions
+    ) -> torch.Tensor:
+        """x: (B,3,h,w) in [0,1] sRGB (h, w multiples of 16) -> (B,3,h,w) in [0,1]."""
+        if "sampler" not in ctx:  # called without the runner: the tile is the whole image
+            ctx = {**self.analyze(x, opts, torch.Generator().manual_seed(opts.seed)), **ctx}
+        with torch.no_grad():
+            if self.latent:
+                out = self._decode_region(x, ctx, region)
+            else:
+                out = self._sample_pixels(x, ctx, region, opts)
+            return apply_exposure(out, opts.exposure)
+
+    def decompose(self, x, ctx, region, opts):
+        """Refusion has no Retinex decomposition: a UsageError naming the methods that have."""
+        raise UsageError(
+            "refusion restores the image directly (a mean-reverting SDE) and has no Retinex "
+            f"decomposition; methods that decompose: {', '.join(decomposing_methods())}"
+        )
+
+
+def decomposing_methods() -> list[str]:
+    """Registered methods whose pipeline implements ``decompose``."""
+    from lumen_cli.pipelines import registry
+
+    out = []
+    for name, info in registry.METHODS.items():
+        cls = info.load_class()
+        if cls.decompose is not Pipeline.decompose and getattr(cls, "decomposes", True):
+            out.append(name)
+    return out

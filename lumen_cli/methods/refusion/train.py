@@ -1,0 +1,79 @@
+"""Refusion's training: the auto-encoder stage (latent presets) and the IR-SDE stage.
+
+- ``autoencoder_loss`` (Refusion, Sec. 3.2, "latent replacing"): encode the low and the
+  normal-light image; decode the low image's latent with its own skips (reconstruction) and
+  the normal-light latent with the *low* image's skips. Both L1 against their images. The
+  decoder so learns to render a clean latent with the degraded image's skips, which is how it
+  is used after sampling.
+- ``sde_loss`` (IR-SDE, eq. 12, the maximum-likelihood objective): draw t ~ U{1..T} and the
+  state x_t of the forward SDE from x_0 (normal light) towards mu (the input); the network's
+  noise gives a reverse-SDE step; its L1 distance to the optimal reverse step x*_{t-1} (the
+  posterior mean given the true x_0) is the loss. In the latent presets x_0 and mu are the
+  frozen auto-encoder's latents of the two images.
+
+Randomness uses torch's global RNG (seeded and checkpointed by the engine).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lumen_cli.diffusion import sde as S
+
+SCHEDULE = S.irsde_schedule(max_sigma=50, T=100, eps=0.005)  # the paper's (both configs)
+
+
+def autoencoder_loss(nets, batch, step, w_low: float = 1.0):
+    """L1(decode(z_high, hidden_low), high) + w_low L1(decode(z_low, hidden_low), low)."""
+    low, high = batch["low"], batch["high"]
+    rec_low, rec_high = nets["ae"](low, replace_with=high)
+    l_high = (rec_high.float() - high).abs().mean()
+    l_low = (rec_low.float() - low).abs().mean()
+    logs = {"l1_high": float(l_high.detach()), "l1_low": float(l_low.detach())}
+    return l_high + w_low * l_low, logs
+
+
+@torch.no_grad()
+def endpoints(nets, low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mu, x0): the SDE's mean and clean end for a batch: the images, or with an ``ae`` net
+    (frozen) their latents."""
+    if "ae" not in nets:
+        return low.float(), high.float()
+    z, _ = nets["ae"].encode(torch.cat([low, high], 0))
+    mu, x0 = z.float().chunk(2, 0)
+    return mu, x0
+
+
+def sde_loss(nets, batch, step, sched: S.IRSDESchedule = SCHEDULE):
+    """The maximum-likelihood loss |reverse_step(x_t, eps_hat) - x*_{t-1}|_1 (mean)."""
+    mu, x0 = endpoints(nets, batch["low"], batch["high"])
+    b = mu.shape[0]
+    t = torch.randint(1, sched.T + 1, (b,))
+    x_t = S.q_sample(x0, mu, sched, t, torch.randn_like(mu))
+    eps = nets["noise"](x_t, mu, t.to(mu.device)).float()
+    pred = S.reverse_sde_mean(x_t, mu, S.score_from_noise(eps, sched, t), sched, t)
+    target = S.optimal_reverse_step(x_t, x0, mu, sched, t)
+    loss = (pred - target).abs().mean()
+    return loss, {"l1": float(loss.detach())}
+
+
+def stages() -> list:
+    """Autoencoder (latent presets only: the runner skips stages whose nets a preset lacks),
+    then the SDE's noise network."""
+    from lumen_cli.train.stage import Stage
+
+    return [
+        Stage(
+            "autoencoder",
+            trains=("ae",),
+            loss=autoencoder_loss,
+            defaults={"lr": 1e-3, "steps": 2000, "batch_size": 8, "crop": 128, "warmup": 50},
+        ),
+        Stage(
+            "sde",
+            trains=("noise",),
+            uses=("ae",),
+            loss=sde_loss,
+            defaults={"lr": 5e-4, "steps": 3000, "batch_size": 8, "crop": 128, "warmup": 50},
+        ),
+    ]

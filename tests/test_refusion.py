@@ -1,0 +1,306 @@
+"""Refusion / IR-SDE: parity with the official code (``../shared/parity/refusion``, pixel and
+latent), full-size key coverage and parameter counts, the SDE's closed forms, the samplers,
+the pipeline (seeded, tiled, decompose refused) and the training losses."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from lumen_cli.diffusion import sde as S
+from lumen_cli.errors import UsageError
+from lumen_cli.methods.refusion import convert as C
+from lumen_cli.methods.refusion.pipeline import RefusionPipeline, encode_latent
+from lumen_cli.pipelines.base import EnhanceOptions
+
+PARITY = Path(__file__).resolve().parents[1].parent / "shared" / "parity" / "refusion"
+PIXEL, LATENT_NET, LATENT_AE = (
+    "refusion.pth", "latent-reffusion-dehazing.pth", "latent-dehazing.pth"
+)  # fmt: skip
+SCHED = S.irsde_schedule(50, 100, 0.005)
+
+
+def close(a: torch.Tensor, ref: torch.Tensor, rel: float = 1e-4) -> None:
+    tol = rel * max(1.0, float(ref.abs().max()))
+    err = float((a.float() - ref.float()).abs().max())
+    assert err <= tol, f"max abs err {err:.3g} > {tol:.3g}"
+
+
+def _need_fixture() -> None:
+    if not PARITY.is_dir():
+        pytest.skip("parity fixture ../shared/parity/refusion not present")
+
+
+@pytest.fixture(scope="module")
+def io():
+    _need_fixture()
+    from safetensors.torch import load_file
+
+    return load_file(str(PARITY / "io.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def pixel():
+    _need_fixture()
+    conv = C.convert([PARITY / PIXEL])
+    assert conv.preset == "paper"
+    return conv.nets["noise"]
+
+
+@pytest.fixture(scope="module")
+def latent():
+    _need_fixture()
+    conv = C.convert([PARITY / LATENT_AE, PARITY / LATENT_NET])  # any order
+    assert conv.preset == "paper-latent"
+    return conv.nets["noise"], conv.nets["ae"]
+
+
+def test_schedule(io):
+    for k in ("thetas", "sigmas", "thetas_cumsum", "sigma_bars"):
+        close(getattr(SCHED, k), io[f"sde.{k}"], 1e-5)
+    assert SCHED.dt == pytest.approx(float(io["sde.dt"]), rel=1e-6)
+    assert SCHED.max_sigma == pytest.approx(float(io["sde.max_sigma"]), rel=1e-6)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("t", [100, 50, 1])
+def test_noise_nets(io, pixel, latent, t):
+    close(pixel(io[f"pixel.t{t}.x_t"], io["pixel.lq"], t), io[f"pixel.t{t}.noise_pred"])
+    close(pixel.time_embedding(t, 1, "cpu"), io[f"pixel.t{t}.time_emb"])
+    net, _ = latent
+    mu = io["latent.enc.latent"]
+    close(net(io[f"latent.t{t}.x_t"], mu, t), io[f"latent.t{t}.noise_pred"])
+    close(net.time_embedding(torch.tensor([float(t)]), 1, "cpu"), io[f"latent.t{t}.time_emb"])
+
+
+@torch.no_grad()
+def test_autoencoder(io, latent):
+    _, ae = latent
+    z, hidden = ae.encode(io["latent.img_lq"])
+    close(z, io["latent.enc.latent"])
+    assert len(hidden) == 9
+    for i, h in enumerate(hidden):
+        close(h, io[f"latent.enc.hidden.{i}"])
+    z_gt, _ = ae.encode(io["latent.img_gt"])
+    close(z_gt, io["latent.enc_gt.latent"])
+    hw = io["latent.img_lq"].shape[-2:]
+    close(ae.decode(z, hidden, hw), io["latent.dec.rec_lq"])
+    close(ae.decode(z_gt, hidden, hw), io["latent.dec.gt_latent_lq_hidden"])
+
+
+@pytest.mark.parametrize("t", [100, 50, 1])
+def test_single_steps(io, t):
+    x, mu, eps = io[f"pixel.t{t}.x_t"], io["pixel.lq"], io[f"pixel.t{t}.noise_pred"]
+    p = f"sde.step.t{t}."
+    score = S.score_from_noise(eps, SCHED, t)
+    close(score, io[p + "score"])
+    close(S.reverse_sde_step(x, mu, score, SCHED, t, None, io[p + "sde_z"]), io[p + "sde_out"])
+    close(S.reverse_ode_step(x, mu, score, SCHED, t), io[p + "ode_out"])
+    close(S.x0_from_noise(x, mu, eps, SCHED, t), io[p + "post_x0"])
+    close(S.posterior_mean(x, S.x0_from_noise(x, mu, eps, SCHED, t), mu, SCHED, t),
+          io[p + "post_mean"])  # fmt: skip
+    close(S.posterior_std(SCHED, t, None, x).reshape(1), io[p + "post_std"])
+    close(S.posterior_step(x, mu, eps, SCHED, t, None, io[p + "post_z"]), io[p + "post_out"])
+
+
+def _run(net, mu, io, prefix, sampler, trajectory=None):
+    zkey = {"sde": "sde_z", "posterior": "post_z"}.get(sampler)
+    x_T = S.start_state(mu, SCHED, io[f"{prefix}.run.x_T_z"])
+    close(x_T, io[f"{prefix}.run.x_T"])
+    seen = []
+    out = S.sample(
+        lambda x, t: net(x, mu, t), x_T, mu, SCHED, 100, sampler,
+        (lambda i: io[f"{prefix}.run.{zkey}"][i]) if zkey else None,
+        lambda i, n, x: seen.append(x),
+    )  # fmt: skip
+    if trajectory is not None:
+        close(torch.stack(seen), io[trajectory])
+    return out
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("sampler,key", [("ode", "ode_out"), ("sde", "sde_out"),
+                                         ("posterior", "post_out")])  # fmt: skip
+def test_pixel_runs(io, pixel, sampler, key):
+    traj = "pixel.run.ode_traj" if sampler == "ode" else None
+    close(_run(pixel, io["pixel.lq"], io, "pixel", sampler, traj), io[f"pixel.run.{key}"])
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("sampler,tag", [("ode", "ode"), ("sde", "sde"), ("posterior", "post")])
+def test_latent_runs(io, latent, sampler, tag):
+    net, ae = latent
+    z, hidden = ae.encode(io["latent.img_lq"])
+    out = _run(net, z, io, "latent", sampler, f"latent.run.{tag}_traj")
+    close(out, io[f"latent.run.{tag}_latent"])
+    close(ae.decode(out, hidden, io["latent.img_lq"].shape[-2:]), io[f"latent.run.{tag}_img"])
+
+
+def _shapes(name: str) -> dict:
+    d = json.loads((PARITY / "full_shapes.json").read_text())["files"][name]
+    return {k: tuple(v) for k, v in d["state_dict"].items()}, d["params"]
+
+
+@pytest.mark.parametrize("name", [PIXEL, LATENT_NET, LATENT_AE])
+def test_full_size_keys_and_params(name):
+    """The paper presets at full size have exactly the official keys, shapes and counts
+    (built on the meta device: no memory, no time)."""
+    _need_fixture()
+    shapes, params = _shapes(name)
+    preset = RefusionPipeline.presets["paper" if name == PIXEL else "paper-latent"]
+    net_name = "ae" if name == LATENT_AE else "noise"
+    arch, cfg = preset[net_name]
+    from lumen_cli.nets.registry import build_net
+
+    with torch.device("meta"):
+        net = build_net(arch, cfg)
+    mine = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    assert mine == shapes
+    assert sum(p.numel() for p in net.parameters()) == params
+    # and the converter reads the full configuration back from the shapes
+    sd = {k: torch.empty(v, device="meta") for k, v in shapes.items()}
+    read = C.unet_config(sd) if net_name == "ae" else C.nafnet_config(sd)
+    assert read == {**read, **cfg}
+
+
+def test_converter_rejects_a_latent_net_alone():
+    _need_fixture()
+    with pytest.raises(UsageError):
+        C.convert([PARITY / LATENT_NET])
+
+
+# -- the SDE's closed forms (no fixture) -----------------------------------------------------
+def test_marginal_matches_monte_carlo():
+    """Simulating the forward SDE with small Euler steps gives the closed-form mean / std."""
+    g = torch.Generator().manual_seed(0)
+    x0, mu = torch.full((20000,), 0.8), torch.full((20000,), 0.1)
+    x, sub = x0.clone(), 20
+    for t in range(1, 61):
+        th, sig = float(SCHED.thetas[t]), float(SCHED.sigmas[t])
+        h = SCHED.dt / sub
+        for _ in range(sub):
+            x = x + th * (mu - x) * h + sig * math.sqrt(h) * torch.randn(x.shape, generator=g)
+    mean = S.marginal_mean(x0[:1], mu[:1], SCHED, 60)
+    std = S.marginal_std(SCHED, 60, x0)
+    assert float(x.mean()) == pytest.approx(float(mean), abs=4e-3)
+    assert float(x.std()) == pytest.approx(float(std), rel=3e-2)
+
+
+def test_q_sample_statistics():
+    g = torch.Generator().manual_seed(1)
+    x0, mu = torch.rand(4, 1, 1, 1).expand(4, 1, 64, 64), torch.zeros(4, 1, 64, 64)
+    t = torch.tensor([5, 30, 70, 100])
+    x = S.q_sample(x0, mu, SCHED, t, torch.randn(x0.shape, generator=g))
+    for i, ti in enumerate(t.tolist()):
+        assert float(x[i].mean()) == pytest.approx(
+            float(S.marginal_mean(x0[i], mu[i], SCHED, ti).mean()), abs=0.02
+        )  # noqa: E501
+        assert float(x[i].std()) == pytest.approx(float(SCHED.sigma_bars[ti]), rel=0.05)
+
+
+def test_optimal_reverse_step_recovers_x0():
+    """Without noise, x_t on its mean path and x*_{t-1} stepped down to 0 land on x_0."""
+    x0, mu = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    x = S.marginal_mean(x0, mu, SCHED, 100)
+    for t in range(100, 0, -1):
+        x = S.optimal_reverse_step(x, x0, mu, SCHED, t)
+        close(x, S.marginal_mean(x0, mu, SCHED, t - 1), 1e-4)
+    close(x, x0, 1e-4)
+
+
+@pytest.mark.parametrize("sampler", S.SAMPLERS)
+@pytest.mark.parametrize("steps", [5, 20, 100])
+def test_samplers_with_the_true_noise(sampler, steps):
+    """An oracle noise net (the noise that makes x_t consistent with the true x_0) brings the
+    posterior sampler to x_0 at any number of steps, and the Euler samplers (SDE, ODE) with an
+    error that falls like 1/steps."""
+    x0, mu = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    g = torch.Generator().manual_seed(2)
+
+    def oracle(x, t):
+        return (x - S.marginal_mean(x0, mu, SCHED, t)) / S.marginal_std(SCHED, t, x)
+
+    x_T = S.start_state(mu, SCHED, torch.randn(mu.shape, generator=g))
+    out = S.sample(oracle, x_T, mu, SCHED, steps, sampler,
+                   lambda i: torch.randn(mu.shape, generator=g))  # fmt: skip
+    tol = 1e-4 if sampler == "posterior" else 0.5 / steps + 1e-3
+    assert float((out - x0).abs().mean()) < tol
+
+
+def test_timesteps():
+    assert S.timesteps(100, 100) == list(range(100, 0, -1))
+    assert S.timesteps(100, 5) == [100, 80, 60, 40, 20]
+    assert S.timesteps(100, 1) == [100]
+
+
+# -- pipeline ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lite():
+    torch.manual_seed(0)
+    return RefusionPipeline(RefusionPipeline.build_nets("lite"))
+
+
+def test_lite_seeded_and_tiled(lite):
+    from lumen_cli.pipelines.run import enhance_image
+
+    x = torch.rand(1, 3, 150, 230, generator=torch.Generator().manual_seed(3)) * 0.3
+    a = enhance_image(lite, x, EnhanceOptions(steps=5, seed=4), tile=None)
+    b = enhance_image(lite, x, EnhanceOptions(steps=5, seed=4), tile=None)
+    c = enhance_image(lite, x, EnhanceOptions(steps=5, seed=4), tile=96, overlap=32)
+    d = enhance_image(lite, x, EnhanceOptions(steps=5, seed=5), tile=None)
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert float((a - c).abs().max()) < 0.01
+    assert not torch.equal(a, d)
+
+
+def test_strip_encoding_matches_whole(lite, monkeypatch):
+    from lumen_cli.methods.refusion import pipeline as P
+
+    ae = lite.nets["ae"]
+    x = torch.rand(1, 3, 200, 96, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        whole = ae.encode(x)[0]
+        monkeypatch.setattr(P, "STRIP_PIXELS", 96 * 32)
+        strips = encode_latent(ae, x)
+    assert strips.shape == whole.shape
+    close(strips, whole, 1e-3)
+
+
+@pytest.mark.parametrize("sampler", ["sde", "ode"])
+def test_sampler_option_and_errors(lite, sampler):
+    x = torch.rand(1, 3, 32, 48)
+    out = lite.enhance(x, {}, (0, 0, 32, 48), EnhanceOptions(steps=3, extra={"sampler": sampler}))
+    assert out.shape == x.shape and 0 <= float(out.min()) and float(out.max()) <= 1
+    with pytest.raises(UsageError):
+        lite.enhance(x, {}, (0, 0, 32, 48), EnhanceOptions(steps=3, extra={"sampler": "ddim"}))
+    with pytest.raises(UsageError):
+        lite.enhance(x, {}, (0, 0, 32, 48), EnhanceOptions(steps=0))
+
+
+def test_pixel_preset_runs():
+    cfg = {"noise": {"width": 8, "enc_blk_nums": [1, 1, 1, 1]}}
+    pipe = RefusionPipeline(RefusionPipeline.build_nets("paper", cfg))
+    x = torch.rand(1, 3, 32, 48)
+    out = pipe.enhance(x, {}, (0, 0, 32, 48), EnhanceOptions(steps=2))
+    assert out.shape == x.shape
+
+
+def test_decompose_is_refused(lite):
+    with pytest.raises(UsageError, match="kind"):
+        lite.decompose(torch.rand(1, 3, 16, 16), {}, (0, 0, 16, 16), EnhanceOptions())
+
+
+def test_losses_backward(lite):
+    from lumen_cli.methods.refusion.train import autoencoder_loss, sde_loss
+
+    batch = {"low": torch.rand(2, 3, 64, 64) * 0.2, "high": torch.rand(2, 3, 64, 64)}
+    nets = dict(lite.nets.items())
+    for loss_fn, name in ((autoencoder_loss, "ae"), (sde_loss, "noise")):
+        loss, logs = loss_fn(nets, batch, 0)
+        loss.backward()
+        assert math.isfinite(float(loss.detach())) and logs
+        assert any(p.grad is not None for p in nets[name].parameters())
