@@ -120,3 +120,27 @@ def test_dct_deblock_thresholds_chroma_apart_from_luma():
     luma_only = finish.dct_deblock(x_in, out, kc=0)
     assert torch.allclose(rgb_to_ycbcr(luma_only)[:, 1:], chroma, atol=1e-5)  # chroma untouched
     assert steps(finish.dct_deblock(x_in, out)) < 0.5 * steps(out)  # the chroma threshold flattens
+
+
+def test_deblock_plane_strided_grid_is_anchored_to_the_image_so_tiles_agree():
+    g = torch.Generator().manual_seed(3)
+    y = torch.rand(1, 1, 70, 90, generator=g)
+    t = torch.rand(1, 1, 70, 90, generator=g) * 0.1
+    # stride 1: the grid has every origin, so the anchor changes nothing
+    a = finish.deblock_plane(y, t, n=8)
+    assert torch.equal(a, finish.deblock_plane(y, t, n=8, origin=(3, 5)))
+    for s in (2, 4):
+        full = finish.deblock_plane(y, t, n=8, stride=s)
+        assert full.shape == y.shape
+        assert float((full - a).abs().mean()) < 0.01  # a coarser grid, nearly the same result
+        # a tile at an odd offset, given its origin, matches the whole image away from its edges
+        tile = finish.deblock_plane(y[..., 13:61, 21:77], t[..., 13:61, 21:77], 8, s, (13, 21))
+        torch.testing.assert_close(tile[..., 8:-8, 8:-8], full[..., 21:53, 29:69])
+    flat = torch.full((1, 1, 40, 40), 0.3)
+    assert torch.allclose(finish.deblock_plane(flat, t[..., :40, :40], 8, 2), flat, atol=1e-6)
+    try:
+        finish.deblock_plane(y, t, n=8, stride=3)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a stride that does not divide n must be refused")

@@ -1,11 +1,10 @@
 """Global tone prior (lumen addition shared by the Retinex methods): per-image, per-channel
 monotone tone curves predicted from a thumbnail of the whole picture.
 
-Why: on sice/val, a per-image per-channel curve fitted to the reference (an oracle) scores
-26.10 dB / 0.802 SSIM, while smooth-illumination relighting, even with an oracle curve fitted
-on top, stays near 0.75 SSIM: most of the error between a dim frame and its reference is a
-global, pointwise tone and colour mapping (a camera response), which only a net that sees the
-whole image can choose. The methods use ``T(I)`` as the starting point of their reflectance
+Why: most of the error between a dim frame and its reference is a global, pointwise tone and
+colour mapping (a camera response), which only a net that sees the whole image can choose
+(a per-image curve fitted to the reference scores far above smooth-illumination relighting:
+benchmarks/NOTES.md). The methods use ``T(I)`` as the starting point of their reflectance
 nets (``T(I) / L^`` is the reflectance under the pipeline's adjusted illumination), so the
 restoration / diffusion nets only learn what a curve cannot do: noise, local detail.
 
@@ -80,11 +79,7 @@ def hold_shadow_balance(curves: torch.Tensor, k: int) -> torch.Tensor:
     (k/K)², 11/255 at k = 5 of 24) they drifted apart (one channel lifted up to 1.7x more), which
     turned black clothes on real night photos (LOL) olive or green; there the input is mostly
     noise and black level, so it holds no colour information worth a different white balance.
-    Measured with unchanged kind-lite weights (2026-12-01), k = 0 / 3 / 5 / 8: LOL eval15
-    shadow colour shift (``lumen_cli.noref``, median of 15 photos) 6.5 / 4.6 / 3.8 / 4.2;
-    sice/train (60 of the pairs) SSIM 0.7995 / 0.7992 / 0.7987 / 0.7979; sice/val SSIM
-    0.7875 / 0.7878 / 0.7876 / 0.7875. k = 5 trades 0.0008 SSIM on the training pairs for
-    neutral blacks on real night photos."""
+    k = 5 was chosen for neutral blacks on real night photos (benchmarks/NOTES.md)."""
     if k <= 0:
         return curves
     mean = curves.mean(1, keepdim=True)

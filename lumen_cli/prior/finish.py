@@ -24,6 +24,7 @@ SHADOW_FLOOR = (4 / 255, 4 / 255)  # (b, τ) of shadow_floor, chosen on every 7t
 DEBLOCK_K = 1.75  # luma threshold of dct_deblock in units of the local gain, chosen on sice/train
 DEBLOCK_KC = 6.0  # its chroma (Cb, Cr) threshold, chosen alike
 DEBLOCK_BLOCK = 16  # its DCT window: twice JPEG's block size, chosen alike
+DEBLOCK_STRIDE = 1  # its window grid step (1: every pixel)
 DEBLOCK_STRIP = 8  # window rows per pass of dct_deblock (speed only: same result)
 
 
@@ -76,49 +77,73 @@ def dct_matrix(n: int = DEBLOCK_BLOCK) -> torch.Tensor:
     return m.float()
 
 
-def window_dct(y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """2-D DCT of every n x n window of y (1,1,H,W) (stride 1, 'valid'), computed separably:
-    (1, n², H−n+1, W−n+1), channel u·n + v = horizontal frequency u, vertical v (0: the DC).
-    The vertical pass treats the n horizontal-frequency maps as a batch (a dense 1 -> n conv,
-    faster on oneDNN than the equivalent grouped conv)."""
+def window_dct(y: torch.Tensor, m: torch.Tensor, s: int = 1) -> torch.Tensor:
+    """2-D DCT of the n x n windows of y (1,1,H,W) whose origins lie on a grid of step ``s``
+    ('valid'), computed separably: (1, n², (H−n)//s+1, (W−n)//s+1), channel u·n + v =
+    horizontal frequency u, vertical v (0: the DC). The vertical pass treats the n
+    horizontal-frequency maps as a batch (a dense 1 -> n conv, faster on oneDNN than the
+    equivalent grouped conv)."""
     n = m.shape[0]
-    rows = F.conv2d(y, m.view(n, 1, 1, n))  # (1, n, H, W−n+1)
+    rows = F.conv2d(y, m.view(n, 1, 1, n), stride=(1, s))  # (1, n, H, (W−n)//s+1)
     _, _, h, w = rows.shape
-    return F.conv2d(rows.view(n, 1, h, w), m.view(n, 1, n, 1)).view(1, n * n, h - n + 1, w)
+    cols = F.conv2d(rows.view(n, 1, h, w), m.view(n, 1, n, 1), stride=(s, 1))
+    return cols.reshape(1, n * n, cols.shape[-2], w)
 
 
-def window_idct(coef: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """Overlap-add of the inverse DCTs of every window: the adjoint of ``window_dct``,
-    (1, n², h, w) -> (1, 1, h+n−1, w+n−1)."""
+def window_idct(coef: torch.Tensor, m: torch.Tensor, s: int = 1) -> torch.Tensor:
+    """Overlap-add of the inverse DCTs of the windows: the adjoint of ``window_dct``,
+    (1, n², h, w) -> (1, 1, (h−1)·s+n, (w−1)·s+n)."""
     n = m.shape[0]
-    cols = F.conv_transpose2d(coef, m.view(n, 1, n, 1).repeat(n, 1, 1, 1), groups=n)
-    return F.conv_transpose2d(cols, m.view(n, 1, 1, n))
+    cols = F.conv_transpose2d(
+        coef, m.view(n, 1, n, 1).repeat(n, 1, 1, 1), groups=n, stride=(s, 1)
+    )
+    return F.conv_transpose2d(cols, m.view(n, 1, 1, n), stride=(1, s))
 
 
-def deblock_plane(y: torch.Tensor, t: torch.Tensor, n: int = DEBLOCK_BLOCK) -> torch.Tensor:
+def deblock_plane(
+    y: torch.Tensor,
+    t: torch.Tensor,
+    n: int = DEBLOCK_BLOCK,
+    stride: int = 1,
+    origin: tuple[int, int] = (0, 0),
+) -> torch.Tensor:
     """Sliding-window n x n DCT hard thresholding of one plane y (1,1,H,W) with a per-pixel
-    threshold t (1,1,H,W): every window (stride 1) keeps its DC and the coefficients at least as
-    large as the mean of t over the window, and the windows are averaged back with weights
-    1 / (coefficients kept). Float32, autocast off; windows go in strips of DEBLOCK_STRIP rows
-    so that a strip's n² coefficient maps stay in the CPU's cache."""
+    threshold t (1,1,H,W): every window keeps its DC and the coefficients at least as large as
+    the mean of t over the window, and the windows are averaged back with weights
+    1 / (coefficients kept).
+
+    Window origins lie on a grid of step ``stride`` (1: every pixel, Yu & Sapiro's sliding
+    window; ``stride`` must divide n, so each pixel is covered by (n/stride)² windows). The grid
+    is anchored to image coordinates: ``origin`` = (row, column) of y's first pixel in the whole
+    image, so a tile sees the windows the whole image has. Float32, autocast off; windows go in
+    strips of DEBLOCK_STRIP rows so that a strip's n² coefficient maps stay in the CPU's cache.
+    """
+    if n % stride:
+        raise ValueError(f"deblock stride {stride} must divide the window size {n}")
     _, _, H, W = y.shape
-    p = n - 1
-    mode = "reflect" if min(H, W) > p else "replicate"
+    p, s = n - 1, stride
+    oy, ox = (p - origin[0]) % s, (p - origin[1]) % s  # first grid origin in the padded plane
+    pads = (p, p + s, p, p + s)
+    mode = "reflect" if min(H, W) > p + s else "replicate"
     m = dct_matrix(n).to(y.device)
     with torch.autocast(y.device.type, enabled=False):
-        t = F.avg_pool2d(F.pad(t.float(), (p, p, p, p), mode=mode), n, 1)
-        y = F.pad(y.float(), (p, p, p, p), mode=mode)
-        num = torch.zeros_like(y)
-        wts = torch.empty(1, 1, H + p, W + p, device=y.device)
-        for r0 in range(0, H + p, DEBLOCK_STRIP):  # rows of window origins
-            r1 = min(r0 + DEBLOCK_STRIP, H + p)
-            coef = window_dct(y[..., r0 : r1 + p, :], m)  # (1, n², r1−r0, W+p)
+        yp = F.pad(y.float(), pads, mode=mode)[..., oy:, ox:]
+        Hp, Wp = yp.shape[-2:]
+        rows, cols = (Hp - n) // s + 1, (Wp - n) // s + 1  # window origins
+        t = F.avg_pool2d(F.pad(t.float(), pads, mode=mode)[..., oy:, ox:], n, s)
+        num = torch.zeros_like(yp)
+        wts = torch.empty(1, 1, rows, cols, device=y.device)
+        for r0 in range(0, rows, DEBLOCK_STRIP):
+            r1 = min(r0 + DEBLOCK_STRIP, rows)
+            coef = window_dct(yp[..., r0 * s : (r1 - 1) * s + n, :], m, s)
             keep = coef.detach().abs().ge_(t[..., r0:r1, :])  # float 0/1: faster than bool
             keep[:, 0] = 1
             w = wts[..., r0:r1, :] = keep.sum(1, keepdim=True).reciprocal_()
-            num[..., r0 : r1 + p, :] += window_idct(coef.mul_(keep).mul_(w), m)
-        den = F.conv_transpose2d(wts, torch.ones(1, 1, n, n, device=y.device))
-        return (num / den)[..., p : p + H, p : p + W]
+            rec = window_idct(coef.mul_(keep).mul_(w), m, s)
+            num[..., r0 * s : r0 * s + rec.shape[-2], : rec.shape[-1]] += rec
+        den = F.conv_transpose2d(wts, torch.ones(1, 1, n, n, device=y.device), stride=s)
+        out = num[..., : den.shape[-2], : den.shape[-1]] / den.clamp_min(1e-12)
+        return out[..., p - oy : p - oy + H, p - ox : p - ox + W]
 
 
 def dct_deblock(
@@ -127,12 +152,15 @@ def dct_deblock(
     k: float = DEBLOCK_K,
     kc: float = DEBLOCK_KC,
     n: int = DEBLOCK_BLOCK,
+    stride: int = DEBLOCK_STRIDE,
+    origin: tuple[int, int] = (0, 0),
 ) -> torch.Tensor:
     """Sliding-window DCT hard thresholding (Yu & Sapiro, "DCT image denoising: a simple and
     effective image denoising algorithm", IPOL 2011) of the output ``out`` in JPEG's YCbCr:
     ``deblock_plane`` of Y with the per-pixel threshold k · g / 255 and of Cb and Cr with
     kc · g / 255, g = ``local_gain`` from x_in to out. x_in, out: (B,3,h,w) in [0,1]; returns
-    (B,3,h,w) in [0,1]; k and kc 0: ``out``.
+    (B,3,h,w) in [0,1]; k and kc 0: ``out``. ``stride`` and ``origin``: the window grid of
+    ``deblock_plane`` (``origin``: where ``out`` starts in the whole image, for tiles).
 
     Why: brightening a dim JPEG by 10-30x turns its 8x8 blocks (the coefficients that JPEG
     zeroed) and its noise into flat tiles with steps between them, which the reference does not
@@ -152,21 +180,24 @@ def dct_deblock(
             for c, kk in enumerate((k, kc, kc)):
                 plane = ycc[b : b + 1, c : c + 1]
                 res[b : b + 1, c : c + 1] = (
-                    deblock_plane(plane, kk * g[b : b + 1], n) if kk > 0 else plane
+                    deblock_plane(plane, kk * g[b : b + 1], n, stride, origin) if kk > 0 else plane
                 )
         return ycbcr_to_rgb(res).clamp(0, 1)
 
 
-def finish_shadows(x_in: torch.Tensor, out: torch.Tensor, opts=None) -> torch.Tensor:
+def finish_shadows(
+    x_in: torch.Tensor, out: torch.Tensor, opts=None, origin: tuple[int, int] = (0, 0)
+) -> torch.Tensor:
     """The last step of the tone-prior pipelines (kind-lite, diff-retinex-lite):
     ``shadow_floor(dct_deblock(x_in, out))``; ``opts.extra["post"]`` false turns it off
-    (``opts`` None: on, as the training losses use it).
+    (``opts`` None: on, as the training losses use it). ``origin``: (row, column) of the tile
+    in the whole image, so that tiles use the whole image's DCT window grid.
     Reach: the gain blur (σ 3 px, about 12 px) plus the 16 px DCT windows (15 px), inside the
     tiles' 32 px overlap. The constants were chosen on sice/train
     (benchmarks/NOTES.md)."""
     if opts is not None and not opts.extra.get("post", True):
         return out
-    return shadow_floor(dct_deblock(x_in, out))
+    return shadow_floor(dct_deblock(x_in, out, origin=origin))
 
 
 __all__ = [

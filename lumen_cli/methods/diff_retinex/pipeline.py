@@ -36,18 +36,18 @@ Measurements and the history of the shipped weights: benchmarks/NOTES.md.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 
 from lumen_cli.diffusion.denoiser import Denoiser
-from lumen_cli.methods.diff_retinex.paper_pipeline import PAPER, PaperDiffRetinexPipeline, is_paper
+from lumen_cli.methods.diff_retinex.paper_pipeline import PaperDiffRetinexPipeline, is_paper
+from lumen_cli.methods.diff_retinex.presets import PRESETS
 from lumen_cli.ops.resize import work_resize
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx, srgb_gain
 from lumen_cli.prior.finish import finish_shadows, highlight_rolloff
 from lumen_cli.prior.tone import (
     ANCHOR_SIGMA,
-    TONE_NET,
     anchor_detail,
     anchor_sigma,
     curves_for,
@@ -56,68 +56,6 @@ from lumen_cli.prior.tone import (
     tone_reflectance,
     toned,
 )
-
-_RDA_SCHED = {"n_train": 1000, "beta_start": 1e-6, "beta_end": 1e-2}
-_IDA_SCHED = {"n_train": 1000, "beta_start": 1e-6, "beta_end": 2e-2}
-
-PRESETS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
-    # shipped: trainable on one CPU core in about 70 minutes
-    "lite": {
-        "tone": TONE_NET,
-        "tdn": (
-            "diff-retinex.tdn",
-            {
-                "dim": 16,
-                "blocks": [1, 1, 1],
-                "refinement": 1,
-                "heads": [1, 2, 4],
-                "ffn_expansion": 2.0,
-                "l_channels": 16,
-                "stem": 2,
-            },
-        ),
-        "rda": (
-            "diff-retinex.denoiser",
-            {
-                "in_ch": 3,
-                "cond_ch": 9,
-                "out_ch": 3,
-                "inner": 48,
-                "mults": [1, 2, 2],
-                "res_blocks": 1,
-                "attn_levels": [],
-                "heads": 4,
-                "stem": 4,
-                "cond_blocks": 1,
-                "prediction": "x0",
-                "residual": 3,
-                "base_gain": 0.5,
-                **_RDA_SCHED,
-            },
-        ),
-        "ida": (
-            "diff-retinex.denoiser",
-            {
-                "in_ch": 1,
-                "cond_ch": 7,
-                "out_ch": 1,
-                "inner": 24,
-                "mults": [1, 2, 4, 4],
-                "res_blocks": 1,
-                "attn_levels": [2],
-                "heads": 4,
-                "stem": 1,
-                "cond_blocks": 1,
-                "prediction": "x0",
-                "residual": 1,
-                "work_size": 96,
-                **_IDA_SCHED,
-            },
-        ),
-    },
-    # the authors' architecture and test recipe (converted official weights): see paper_pipeline
-    "paper": PAPER,
-}
 
 
 def rda_condition(
@@ -209,17 +147,21 @@ class DiffRetinexPipeline(Pipeline):
         the full-image RDA noise (drawn on the CPU from ``generator``)."""
         tdn, ida = self.nets["tdn"], self.nets["ida"]
         H, W = x.shape[-2:]
+        # 1. decompose a work-size copy of the whole image
         x_s = work_resize(x.float(), ida.work_size).to(self.device)
         r_s, l_s = tdn(x_s)
+        # 2. all the noise of the run, from the CPU generator (--seed): IDA's, then the RDA's
         noise_s = torch.randn((1, 1) + tuple(x_s.shape[-2:]), generator=generator)
         noise = torch.randn((1, 3, H, W), generator=generator)
+        # 3. IDA: DDIM-sample the adjusted illumination L^_s at work size
         feats = ida.encode(ida_condition(l_s, r_s, x_s))
         l_hat = Denoiser(ida).sample(noise_s.to(self.device), feats, self._steps(opts))
-        exposure = srgb_gain(opts.exposure)  # the gain on L^ (sRGB values)
         l_hat = ((l_hat + 1) / 2).clamp(0, 1)
-        # the RDA's global vector as in training (the model's own L^); exposure scales L^ after
+        # 4. the RDA's global vector as in training (the model's own L^), then --exposure's gain
         g = torch.cat([r_s.float().mean((2, 3)), l_hat.mean((2, 3))], 1)
+        exposure = srgb_gain(opts.exposure)  # the gain on L^ (sRGB values)
         l_hat = l_hat * exposure
+        # 5. the tone prior's whole-image curves and the noise of T(x) (lite)
         curves = curves_for(self.nets, x.to(self.device))
         return {
             "curves": curves,
@@ -265,10 +207,15 @@ class DiffRetinexPipeline(Pipeline):
 
     def enhance(self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions):
         """x: (B,3,h,w) in [0,1] sRGB tile -> (B,3,h,w) in [0,1]."""
+        # 1. decompose the tile
         r, l_map = self.nets["tdn"](x)
+        # 2. adjusted illumination: the IDA's low-resolution gain on the tile's L
         l_hat = self._adjusted_l(l_map, ctx, region, opts)
+        # 3. the tone-prior base (lite): R_base = T(x) / L^, L^ lifted to T(x)'s max-RGB
         l_hat, l_cond, r_base = self._tone_base(x, l_hat, ctx)
+        # 4. RDA: DDIM-sample the reflectance from the tile's crop of the whole-image noise
         r_hat = self._sample_r(r, l_map, l_cond, r_base, ctx, region, opts)
+        # 5. recompose, rolling off highlights that --exposure pushed past 1; 6. shadow finish
         out = highlight_rolloff(r_hat * l_hat, ctx.get("exposure")).clamp(0, 1)
         return out if r_base is None else finish_shadows(x, out, opts)
 
