@@ -74,8 +74,8 @@ def test_dct_deblock_removes_amplified_block_steps_only_where_the_gain_is_high()
     # average; the threshold (1.75 levels) softens only the faintest block edges, by < 3 levels
     kept = (y - out)[..., 4:-4, 48 + 28 :].abs()
     assert kept.mean() < 0.25 / 255 and kept.max() < 3 / 255
-    flat = torch.full((1, 3, 16, 16), 0.3)
-    assert torch.allclose(finish.dct_deblock(flat / 20, flat), flat, atol=1e-6)  # a flat image stays
+    flat = torch.full((1, 3, 16, 16), 0.3)  # a flat image stays
+    assert torch.allclose(finish.dct_deblock(flat / 20, flat), flat, atol=1e-6)
     assert torch.equal(finish.dct_deblock(x_in, out, k=0, kc=0), out)
     tiny = torch.rand(1, 3, 5, 6, generator=g)  # smaller than a window: replicate padding
     assert finish.dct_deblock(tiny / 10, tiny).shape == tiny.shape

@@ -217,7 +217,7 @@ class DiffRetinexPipeline(Pipeline):
         r_hat = self._sample_r(r, l_map, l_cond, r_base, ctx, region, opts)
         # 5. recompose, rolling off highlights that --exposure pushed past 1; 6. shadow finish
         out = highlight_rolloff(r_hat * l_hat, ctx.get("exposure")).clamp(0, 1)
-        return out if r_base is None else finish_shadows(x, out, opts)
+        return out if r_base is None else finish_shadows(x, out, opts, region[:2])
 
     def decompose(self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions):
         """TDN's {'reflectance': (B,3,h,w), 'illumination': (B,1,h,w)} in [0,1]; with

@@ -246,7 +246,7 @@ class KinDPipeline(Pipeline):
                 out = m["illumination"] * x.float() + (1 - m["illumination"]) * out
             out = out.clamp(0, 1)
             if "tone" in self.nets:  # the tone-prior pipeline (lite)
-                out = finish_shadows(x, out, opts)
+                out = finish_shadows(x, out, opts, region[:2])
             return out
 
     def decompose(
