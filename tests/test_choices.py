@@ -4,7 +4,6 @@ terminal guard of ``-o -``."""
 import os
 import subprocess
 import sys
-import typing
 from pathlib import Path
 
 import pytest
@@ -37,8 +36,13 @@ def _complete(words: str, cword: int) -> subprocess.CompletedProcess:
 
 
 def test_method_choices_are_the_registry():
-    assert typing.get_args(choices.Method) == tuple(METHODS)
+    import typer.main
+
+    assert choices.complete_method("") == list(METHODS)
     assert DEFAULT_METHOD in METHODS and DEFAULT_METHOD in choices.METHOD_HELP
+    cmd = typer.main.get_command(app).commands["enhance"]
+    (opt,) = [p for p in cmd.params if p.name == "method"]
+    assert opt.metavar == "[" + "|".join(METHODS) + "]" and opt.default == DEFAULT_METHOD
 
 
 def test_shell_completion_of_methods_and_devices_without_torch():

@@ -71,6 +71,20 @@ def test_wheel_install_pushes_to_the_user_manifest(env, tmp_path, monkeypatch): 
     assert mf.load_manifest()["kind-tiny"].revision == REV  # the user entry wins
 
 
+def test_manifest_edit_keeps_comments_and_layout(env):  # noqa: F811
+    add_entry(env, revision="")
+    text = env["manifest"].read_text()
+    text = text.replace('revision = ""', 'revision = ""   # set by lumen weights push')
+    text = text.replace(
+        "[weights.kind-tiny.provenance]", "# how it was made\n[weights.kind-tiny.provenance]"
+    )
+    env["manifest"].write_text(text)
+    add_entry(env, revision=REV)
+    after = env["manifest"].read_text()
+    # only the value changed: the comments (even the one on that line) and the rest stay
+    assert after == text.replace('revision = ""', f'revision = "{REV}"')
+
+
 @pytest.mark.parametrize(
     "text, spec",
     [

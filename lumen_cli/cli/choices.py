@@ -1,8 +1,9 @@
 """Typed choices of the CLI options (shown in ``--help``, checked by the parser, completed by
 the shell) and the checks that relate options to each other.
 
-The method names come from ``pipelines.registry.METHODS`` when this module is imported; the
-registry imports no torch, so neither does ``lumen --help`` nor shell completion.
+The method names come from ``pipelines.registry.METHODS`` (which imports no torch, so neither
+does ``lumen --help`` nor shell completion): listed in ``--help`` as they are at import, and
+checked and completed against the registry as it is when the command line is parsed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import typer
 from lumen_cli.errors import UsageError
 from lumen_cli.pipelines.registry import DEFAULT_METHOD, METHODS
 
-Method = Literal[tuple(METHODS)]  # type: ignore[valid-type]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 #: Output formats lumen writes (names as --format takes them; jpg/tif are aliases).
 Format = Literal["png", "jpeg", "jpg", "tiff", "tif", "webp", "bmp"]
@@ -40,6 +40,30 @@ METHOD_HELP = (
     "on a CPU; the learned methods give better pictures at several times the cost "
     "(BENCHMARKS.md)."
 )
+
+
+def method_option(default: str | None = DEFAULT_METHOD, help: str = METHOD_HELP):
+    """The --method/-m option: a registry name, shown as a choice, completed by the shell."""
+    return typer.Option(
+        default,
+        "--method",
+        "-m",
+        metavar="[" + "|".join(METHODS) + "]",
+        callback=check_method,
+        autocompletion=complete_method,
+        help=help,
+    )
+
+
+def check_method(value: str | None) -> str | None:
+    """Parser callback: a method of the registry."""
+    if value is not None and value not in METHODS:
+        raise typer.BadParameter(f"unknown method {value!r}; choose one of: {', '.join(METHODS)}")
+    return value
+
+
+def complete_method(incomplete: str) -> list[str]:
+    return [m for m in METHODS if m.startswith(incomplete)]
 
 
 def device_option(help: str = "auto: CUDA, then MPS, then CPU."):

@@ -8,11 +8,9 @@ import typer
 
 from lumen_cli.cli import console
 from lumen_cli.cli.choices import (
-    DEFAULT_METHOD,
-    METHOD_HELP,
-    Method,
     Precision,
     device_option,
+    method_option,
     precision_option,
 )
 from lumen_cli.cli.enhance import parse_tile
@@ -33,7 +31,7 @@ PREVIEW_HEIGHT = 512
 def decompose(
     inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="Files, folders or '-'."),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder."),
-    method: Method = typer.Option(DEFAULT_METHOD, "--method", "-m", help=METHOD_HELP),
+    method: str = method_option(),
     preview: bool = typer.Option(False, "--preview", help="Also write an input|R|L strip."),
     adjusted: bool = typer.Option(False, "--adjusted", help="Also the adjusted maps, if any."),
     steps: int = typer.Option(None, "--steps", min=1, help="Sampling steps (diffusion methods)."),

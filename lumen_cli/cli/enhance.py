@@ -8,13 +8,11 @@ import typer
 
 from lumen_cli.cli import console
 from lumen_cli.cli.choices import (
-    DEFAULT_METHOD,
-    METHOD_HELP,
     Format,
-    Method,
     Precision,
     check_format_matches,
     device_option,
+    method_option,
     precision_option,
     refuse_tty_stdout,
 )
@@ -35,7 +33,7 @@ configuration; 3 weights missing or not verified; 130 interrupted.
 def enhance(
     inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="Files, folders or '-'."),
     output: str = typer.Option(None, "-o", "--output", help="File, folder or '-' (stdout)."),
-    method: Method = typer.Option(DEFAULT_METHOD, "--method", "-m", help=METHOD_HELP),
+    method: str = method_option(),
     steps: int = typer.Option(None, "--steps", min=1, help="Sampling steps (diffusion methods)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling noise (same on any device)."),
     exposure: float = typer.Option(

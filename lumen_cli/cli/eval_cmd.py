@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from lumen_cli.cli.choices import Method, Precision, device_option, precision_option
+from lumen_cli.cli.choices import Precision, device_option, method_option, precision_option
 
 EVAL_HELP = (
     "Measure a method on paired images (DIR/low, DIR/high), or score existing outputs.\n\n"
@@ -38,7 +38,7 @@ def _fmt(v, nd=4) -> str:
 
 
 def eval_cmd(
-    method: Method = typer.Option(None, "--method", "-m", help="Method to measure."),
+    method: str = method_option(None, "Method to measure (see 'lumen methods')."),
     data: Path = typer.Option(None, "--data", help="Folder with low/ and high/."),
     pred: Path = typer.Option(None, "--pred", help="Folder of existing outputs to score."),
     gt: Path = typer.Option(None, "--gt", help="Reference folder for --pred."),

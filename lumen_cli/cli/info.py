@@ -154,9 +154,16 @@ def env(json_out: bool = typer.Option(False, "--json", help="Print JSON instead.
         "hf_offline": hub_offline(),
         "manifest": str(manifest_path()),
     }
+    from lumen_cli.envinfo import dependency_versions, weights_revisions
+
+    info["packages"] = dependency_versions()
+    info["weights"] = weights_revisions()
     if json_out:
         print(json.dumps(info, indent=1))
         return
-    width = max(map(len, info))
+    flat = {}
     for k, v in info.items():
+        flat.update({f"{k}: {kk}": vv for kk, vv in v.items()} if isinstance(v, dict) else {k: v})
+    width = max(map(len, flat))
+    for k, v in flat.items():
         print(f"{k:<{width}}  {v}")

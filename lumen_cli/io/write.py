@@ -5,8 +5,8 @@ row blocks, so a 24 MP image needs no full-size float temporary. EXIF (orientati
 copied; an sRGB ICC profile is embedded when the source carried any profile (see color.py);
 grayscale is written as one channel (Rec. 601 luma of the result, as Pillow's "L"); alpha is
 written back unchanged. 16-bit RGB(A) goes through OpenCV (Pillow has no such mode), with the
-PNG metadata chunks added here; 16-bit TIFFs in colour carry no EXIF/ICC (OpenCV cannot
-write them; the pixels are sRGB, which is what viewers assume without a profile).
+PNG metadata chunks added here; 16-bit colour TIFFs are written by tifffile with EXIF and ICC
+(io/tiff16.py; without tifffile, by OpenCV, which drops them).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from lumen_cli.io import png
+from lumen_cli.io import png, tiff16
 from lumen_cli.io.color import srgb_profile_bytes
 from lumen_cli.io.picture import (
     ALPHA_FORMATS,
@@ -173,6 +173,9 @@ def _encode16(pixels, alpha, gray, fmt, icc, exif) -> bytes:
         opts = {"exif": exif} if exif else {}
         Image.fromarray(arr).save(buf, format="TIFF", compression="tiff_deflate", **opts)
         return buf.getvalue()
+    if fmt == "TIFF" and tiff16.available():  # keeps the ICC profile and EXIF
+        rgb = arr[..., [2, 1, 0, 3][: arr.shape[2]]]
+        return tiff16.encode(rgb, icc, exif)
     ok, enc = cv2.imencode(".png" if fmt == "PNG" else ".tif", arr)
     if not ok:
         raise ImageWriteError(f"OpenCV could not encode a 16-bit {fmt}")

@@ -1,53 +1,20 @@
-"""Writing one ``[weights.<name>]`` entry back into ``weights_manifest.toml``.
+"""Writing one ``[weights.<name>]`` entry back into ``weights_manifest.toml``, with tomlkit.
 
-Only the lines of that entry (its table and its sub-tables) are replaced, or the entry is
-appended; everything else in the file (header comments, other entries) is kept byte for byte.
-The result is parsed and validated before it atomically replaces the file.
+tomlkit edits the parsed document in place, so the entry's table (and its ``provenance``
+sub-table) is replaced or appended while everything else in the file (header comments, other
+entries, their layout) is kept as it was. Nested provenance values are written as inline
+tables. The result is parsed and validated before it atomically replaces the file.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from lumen_cli.weights.manifest import WeightEntry, parse_manifest, write_path
-
-_BARE = re.compile(r"[A-Za-z0-9_-]+")
-_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-
-
-def _key(k: str) -> str:
-    return k if _BARE.fullmatch(k) else _str(k)
-
-
-def _str(s: str) -> str:
-    # JSON string escapes (\" \\ \n \t \uXXXX ...) are all valid TOML basic-string escapes.
-    return json.dumps(s, ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    if isinstance(v, str):
-        return _str(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{_key(str(k))} = {_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(f"cannot write {type(v).__name__} {v!r} to the manifest")
 
 
 def toml_clean(v: Any) -> Any:
@@ -60,63 +27,76 @@ def toml_clean(v: Any) -> Any:
     return v
 
 
-def render_entry(entry: WeightEntry) -> str:
-    """TOML text of one entry: its table, then ``provenance`` as a sub-table."""
-    head = f"weights.{_key(entry.name)}"
-    fields: dict[str, Any] = {
+def _item(v: Any):
+    """A tomlkit item for a cleaned value: dicts as inline tables, lists as one-line arrays."""
+    import tomlkit
+
+    if isinstance(v, dict):
+        t = tomlkit.inline_table()
+        for k, x in v.items():
+            t.append(k, _item(x))
+        return t
+    if isinstance(v, list):
+        a = tomlkit.array()
+        a.extend(_item(x) for x in v)
+        return a
+    return tomlkit.item(v)
+
+
+def _fields(entry: WeightEntry) -> dict[str, Any]:
+    """The entry's keys in manifest order (absent optional ones left out)."""
+    fields = {
         "method": entry.method,
         "filename": entry.filename,
         "repo_id": entry.repo_id,
         "revision": entry.revision,
         "sha256": entry.sha256,
+        "bundled": entry.bundled,
+        "nets": list(entry.nets),
+        "license": entry.license,
+        "size_bytes": entry.size_bytes,
     }
-    if entry.bundled:
-        fields["bundled"] = entry.bundled
-    fields["nets"] = list(entry.nets)
-    fields["license"] = entry.license
-    if entry.size_bytes is not None:
-        fields["size_bytes"] = entry.size_bytes
-    lines = [f"[{head}]"] + [f"{k} = {_value(v)}" for k, v in fields.items()]
-    if entry.provenance:
-        lines += ["", f"[{head}.provenance]"]
-        lines += [f"{_key(str(k))} = {_value(v)}" for k, v in entry.provenance.items()]
-    return "\n".join(lines) + "\n"
+    return {k: v for k, v in fields.items() if v is not None}
 
 
-def _header_name(line: str) -> list[str] | None:
-    """Dotted key parts of a table header line, or None if the line is not a header."""
-    m = _HEADER.match(line)
-    if not m:
-        return None
-    parts = re.findall(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_-]+)', m.group(1))
-    return [json.loads(f'"{dq}"') if dq else (sq or bare) for dq, sq, bare in parts]
+def _plain(value: Any) -> Any:
+    """A tomlkit item as plain Python (tables, arrays and scalars alike)."""
+    return value.unwrap() if hasattr(value, "unwrap") else value
+
+
+def _update(table, values: dict[str, Any], keep: tuple[str, ...] = ()) -> None:
+    """Make ``table`` hold exactly ``values`` (and the ``keep`` keys it has); keys whose value
+    is unchanged are left as they are written (layout, comments), others set or removed."""
+    for k in [k for k in table if k not in values and k not in keep]:
+        del table[k]
+    for k, v in values.items():
+        if k not in table:
+            table.add(k, _item(v))
+        elif _plain(table[k]) != v:
+            table[k] = _item(v)
 
 
 def replace_entry_text(text: str, entry: WeightEntry) -> str:
-    """``text`` with the entry's table (and sub-tables) replaced by ``render_entry(entry)``."""
-    lines = text.splitlines(keepends=True)
-    start = end = None
-    for i, line in enumerate(lines):
-        parts = _header_name(line)
-        if parts is None:
-            continue
-        mine = len(parts) >= 2 and parts[0] == "weights" and parts[1] == entry.name
-        if mine and start is None:
-            start = i
-        elif not mine and start is not None and end is None:
-            end = i
-    block = render_entry(entry)
-    if start is None:  # append, separated by one blank line
-        body = text.rstrip("\n")
-        return (body + "\n\n" if body else "") + block
-    end = len(lines) if end is None else end
-    while end - 1 > start:  # blank lines / comments before the next table stay with it
-        stripped = lines[end - 1].strip()
-        if stripped and not stripped.startswith("#"):
-            break
-        end -= 1
-    tail = "".join(lines[end:])
-    return "".join(lines[:start]) + block + ("\n" + tail.lstrip("\n") if tail.strip() else "")
+    """``text`` with the entry's table (and its provenance sub-table) updated, or appended."""
+    import tomlkit
+
+    doc = tomlkit.parse(text)
+    if "weights" not in doc:
+        doc.add("weights", tomlkit.table())
+    weights = doc["weights"]
+    if entry.name not in weights:
+        weights.add(tomlkit.nl())
+        weights.add(entry.name, tomlkit.table())
+    table = weights[entry.name]
+    prov = dict(entry.provenance)
+    _update(table, _fields(entry), keep=("provenance",))
+    if prov:
+        if "provenance" not in table:
+            table.add("provenance", tomlkit.table())
+        _update(table["provenance"], prov)
+    elif "provenance" in table:
+        del table["provenance"]
+    return tomlkit.dumps(doc)
 
 
 def write_entry(entry: WeightEntry, path: str | os.PathLike | None = None) -> WeightEntry:
