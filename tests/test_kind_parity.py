@@ -141,6 +141,12 @@ def test_real_decomposition_and_adjustment(model, io, tmp_path):
     out = tmp_path / "real.safetensors"
     _, res = convert("kind", [FIX / d for d in dirs.values()], out)
     assert set(res.nets) == {"decom", "adjust"} and "restoration net" in res.notes["missing"]
+    from lumen_cli.weights.checkpoint import read_metadata
+
+    meta = read_metadata(out)
+    assert meta["lumen.preset"] == ("paper" if model == "kind" else "paper-plus")
+    paths = [f["path"] for f in json.loads(meta["lumen.provenance"])["converted_from"]]
+    assert f"{Path(dirs['decom']).name}/model.ckpt.index" in paths  # same-named files told apart
     pipe = load_pipeline("kind", out)
     d = io[model]
     for s in SIZES[model]:

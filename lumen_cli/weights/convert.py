@@ -116,7 +116,9 @@ def load_strict(net: nn.Module, sd: Mapping[str, torch.Tensor], what: str) -> No
                 "shape mismatch: "
                 + ", ".join(f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in bad[:3])
             )
-        raise WeightsError(f"{what}: official keys do not fit lumen's paper preset: " + "; ".join(parts))
+        raise WeightsError(
+            f"{what}: official keys do not fit lumen's paper preset: " + "; ".join(parts)
+        )
     net.load_state_dict(dict(sd), strict=True)
 
 
@@ -144,9 +146,16 @@ def convert(
         if not p.exists():
             raise UsageError(f"source not found: {p}")
     result: Converted = converter(method)(paths)
-    files = [q for p in paths for q in (sorted(p.rglob("*")) if p.is_dir() else [p]) if q.is_file()]
+    files = [
+        (q, q.relative_to(p.parent).as_posix())  # the path as given, for same-named files
+        for p in paths
+        for q in (sorted(p.rglob("*")) if p.is_dir() else [p])
+        if q.is_file()
+    ]
     provenance = {
-        "converted_from": [{"file": q.name, "sha256": sha256_file(q)} for q in files],
+        "converted_from": [
+            {"file": q.name, "path": rel, "sha256": sha256_file(q)} for q, rel in files
+        ],
         "preset": result.preset,
         **({"notes": result.notes} if result.notes else {}),
     }
