@@ -53,6 +53,12 @@ def test_shell_completion_of_methods_and_devices_without_torch():
     assert r.stdout.split() == ["cuda", "cuda:0"]
     r = _complete("lumen eval --precision ", 3)
     assert r.stdout.split() == ["auto", "fp32", "bf16", "fp16"]
+    from lumen_cli.weights.manifest import load_manifest
+
+    names = list(load_manifest())
+    if names:  # weight files (method-preset names) complete for lumen weights
+        r = _complete(f"lumen weights path {names[0][:2]}", 3)
+        assert names[0] in r.stdout.split() and "TORCH" not in r.stderr
 
 
 def test_completion_options_are_offered(capsys):

@@ -66,6 +66,17 @@ def complete_method(incomplete: str) -> list[str]:
     return [m for m in METHODS if m.startswith(incomplete)]
 
 
+def complete_weights(incomplete: str) -> list[str]:
+    """Names of the manifest's weight files (method and preset, e.g. kind-lite)."""
+    try:
+        from lumen_cli.weights.manifest import load_manifest
+
+        names = list(load_manifest())
+    except Exception:  # a broken manifest must not break the shell
+        return []
+    return [n for n in names if n.startswith(incomplete)]
+
+
 def device_option(help: str = "auto: CUDA, then MPS, then CPU."):
     """The --device option: checked, shown as a choice, completed by the shell."""
     return typer.Option(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import typer
 
+from lumen_cli.cli.choices import complete_weights
+
 app = typer.Typer(
     help="List, fetch, check and publish the weight files named in weights_manifest.toml.",
     no_args_is_help=True,
@@ -61,7 +63,11 @@ def list_cmd() -> None:
 
 @app.command()
 def pull(
-    name: str = typer.Argument(None, help="Entry to fetch; all published entries if omitted."),
+    name: str = typer.Argument(
+        None,
+        help="Entry to fetch; all published entries if omitted.",
+        autocompletion=complete_weights,
+    ),
 ) -> None:
     """Download published weights into the HF cache (pinned revision) and check their sha256."""
     from lumen_cli.errors import WeightsError
@@ -85,7 +91,9 @@ def pull(
 
 @app.command()
 def verify(
-    name: str = typer.Argument(None, help="Entry to check; all entries if omitted."),
+    name: str = typer.Argument(
+        None, help="Entry to check; all entries if omitted.", autocompletion=complete_weights
+    ),
 ) -> None:
     """Check the sha256 of every local copy (HF cache, bundled) against the manifest."""
     from lumen_cli.errors import WeightsError
@@ -103,7 +111,9 @@ def verify(
 
 @app.command()
 def path(
-    name: str = typer.Argument(..., help="Entry name from the manifest."),
+    name: str = typer.Argument(
+        ..., help="Entry name from the manifest.", autocompletion=complete_weights
+    ),
     download: bool = typer.Option(
         False, "--download/--no-download", help="Fetch from the Hub if not local."
     ),
@@ -116,7 +126,9 @@ def path(
 
 @app.command()
 def push(
-    name: str = typer.Argument(..., help="Entry name from the manifest."),
+    name: str = typer.Argument(
+        ..., help="Entry name from the manifest.", autocompletion=complete_weights
+    ),
     repo_id: str = typer.Option(..., "--repo-id", help="Hugging Face model repo, ORG/NAME."),
     token: str = typer.Option(
         None, "--token", help="Hub token with write access (default: HF_TOKEN / saved login)."
