@@ -156,3 +156,74 @@ def test_features_see_noise_level():
     for a, b, c in zip(f0, f1, f2, strict=True):
         d1, d2 = (a - b).abs().mean(), (a - c).abs().mean()
         assert d1 > 1e-3 * a.abs().mean() and d2 > d1
+
+
+@torch.no_grad()
+def test_paper_pipeline_matches_official(fixture):
+    """The pipeline's whole-image path (official padding, 25 steps) on the recorded noise."""
+    from lumen_cli.methods.lldiffusion.pipeline import LLDiffusionPipeline
+    from lumen_cli.pipelines.base import EnhanceOptions
+
+    _, conv, io = fixture
+    pipe = LLDiffusionPipeline(conv.nets)
+    assert pipe.default_steps == 25
+    ctx = {"noise": io["ddim25.noise"], "hw": (64, 64)}
+    out = pipe.enhance(io["ddim25.low"], ctx, (0, 0, 64, 64), EnhanceOptions(steps=25))
+    close(out, io["ddim25.out"])
+
+
+def _lite_nets():
+    from lumen_cli.methods.lldiffusion.pipeline import LLDiffusionPipeline
+
+    torch.manual_seed(0)
+    return LLDiffusionPipeline.build_nets("lite")
+
+
+def test_joint_loss_and_freeze():
+    from lumen_cli.methods.lldiffusion.train import joint_loss
+
+    nets = _lite_nets()
+    g = torch.Generator().manual_seed(0)
+    batch = {"low": torch.rand(2, 3, 64, 64, generator=g) * 0.2,
+             "high": torch.rand(2, 3, 64, 64, generator=g)}  # fmt: skip
+    loss, logs = joint_loss(nets, batch, 0, freeze_step=10, image_weight=0.1)
+    assert logs["frozen"] == 0
+    assert abs(float(loss.detach()) - logs["diff"] - 0.1 * logs["deg"]) < 1e-4
+    loss.backward()
+    assert nets["encoder"].encoder.conv_7x7.weight.grad.abs().sum() > 0
+    assert nets["generator"].conv_in.weight.grad.abs().sum() > 0
+    assert nets["tone"].parameters().__next__().grad is None  # the tone prior stays fixed
+    for m in nets.values():
+        m.zero_grad(set_to_none=True)
+    loss, logs = joint_loss(nets, batch, 10, freeze_step=10)
+    assert logs["frozen"] == 1 and "deg" not in logs and abs(float(loss) - logs["diff"]) < 1e-6
+    loss.backward()
+    assert all(p.grad is None for k in ("encoder", "generator") for p in nets[k].parameters())
+    assert nets["denoiser"].conv_in.weight.grad.abs().sum() > 0
+
+
+def test_lite_pipeline_seeded_and_tiled():
+    from lumen_cli.methods.lldiffusion.pipeline import LLDiffusionPipeline, crop_noise
+    from lumen_cli.pipelines.base import EnhanceOptions
+    from lumen_cli.pipelines.run import enhance_image
+
+    pipe = LLDiffusionPipeline(_lite_nets())
+    x = torch.rand(1, 3, 70, 90, generator=torch.Generator().manual_seed(3)) * 0.3
+    run = lambda seed, tile=None: enhance_image(  # noqa: E731
+        pipe, x, EnhanceOptions(seed=seed, steps=2), tile=tile, precision="fp32"
+    )
+    a, b, c = run(0), run(0), run(1)
+    assert a.shape == x.shape and 0 <= float(a.min()) and float(a.max()) <= 1
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert run(0, tile=64).shape == x.shape
+    noise = torch.randn(1, 3, 96, 96)
+    assert torch.equal(crop_noise(noise, (32, 0, 96, 64), (64, 64)), noise[..., 32:, :64])
+
+
+def test_decompose_is_a_usage_error():
+    from lumen_cli.errors import UsageError
+    from lumen_cli.methods.lldiffusion.pipeline import LLDiffusionPipeline
+    from lumen_cli.pipelines.base import EnhanceOptions
+
+    with pytest.raises(UsageError, match="retinex"):
+        LLDiffusionPipeline(_lite_nets()).decompose(None, {}, (0, 0, 1, 1), EnhanceOptions())

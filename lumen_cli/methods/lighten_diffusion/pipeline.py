@@ -48,9 +48,9 @@ PRESETS = {
             {"ch": 64, "ch_mult": [1, 2, 3, 4], "num_res_blocks": 2, "attn_levels": [2]},
         ),
     },
-    # compact: the same modules at a quarter of the CTDN width and half the U-Net width
+    # compact: the same modules at an eighth of the CTDN width and half the U-Net width
     "lite": {
-        "decom": ("lighten-diffusion.ctdn", {"channels": 16}),
+        "decom": ("lighten-diffusion.ctdn", {"channels": 8}),
         "unet": (
             "lighten-diffusion.unet",
             {"ch": 32, "ch_mult": [1, 1, 2, 2], "num_res_blocks": 1, "attn_levels": [2]},

@@ -16,10 +16,14 @@ reconstructible and decomposable into R x L. lumen's losses, all L1 unless said:
   the skips, which is how inference uses the decoder (the sampled latent, the low image's skips);
 - latent anchor (lumen choice): E(x) ~ 8x8 average of x, so the latent is a small image and
   R x L is a Retinex product of light, not of an arbitrary code (weight ``w_anchor``);
-- Retinex consistency R x L ~ latent for the three latents (``w_retinex``);
+- Retinex consistency R x L ~ latent (the latent as a fixed target: the decomposition fits
+  it, not the reverse) for the three latents, each image's error divided by its mean latent
+  + 0.02 so dark latents keep their colour (``w_retinex``);
 - illumination smoothness: structure-aware |grad L| / max(|grad latent|, 0.01) (``w_smooth``);
 - reflectance consistency between exposures: R(E(normal)) ~ R(E(dark)) (``w_refl``);
-- a weak illumination prior L ~ max-RGB of the latent, which rules out L = 1 (``w_prior``).
+- weak priors towards the CTDN's own initial maps, L ~ max-RGB of the latent (rules out L = 1)
+  and R ~ latent / max-RGB (rules out the exposure-invariant but colourless R = 1 that the
+  reflectance consistency alone would reward) (``w_prior``).
 
 **Stage 2, ``lrdm``** (the latent-Retinex diffusion model, paper Sec. 3.3, as the official
 ``Net.forward``): the frozen CTDN gives z_low, (R_low, L_low) and L_normal; the U-Net learns
@@ -57,13 +61,14 @@ def darken(x: torch.Tensor, gain=(1 / 30, 1 / 3), noise=(0.0, 0.02)) -> torch.Te
 
 
 def retinex_terms(r, lum, z) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(|R L - z|, smoothness of L guided by z, |L - max_c z|) for one latent's decomposition."""
+    """(relative |R L - z|, smoothness of L guided by z, priors |L - max_c z| + |R - z / max_c z|)
+    for latents z (B,3,h,w) and their decomposition (R, L)."""
     l1 = lum[:, :1]
-    return (
-        RL.reconstruction(r, l1, z),
-        RL.illumination_smoothness(l1, z),
-        RL.illumination_prior(l1, z),
-    )
+    z = z.detach()  # the decomposition fits the latent, not the other way round
+    err = (r * l1 - z).abs().mean((1, 2, 3)) / (z.mean((1, 2, 3)) + 0.02)
+    zmax = z.amax(1, keepdim=True)
+    prior = RL.illumination_prior(l1, z) + (r - z / zmax.clamp_min(1e-3)).abs().mean()
+    return err.mean(), RL.illumination_smoothness(l1, z), prior
 
 
 def ctdn_loss(
@@ -73,8 +78,8 @@ def ctdn_loss(
     w_anchor: float = 1.0,
     w_retinex: float = 1.0,
     w_smooth: float = 0.05,
-    w_refl: float = 1.0,
-    w_prior: float = 0.05,
+    w_refl: float = 0.5,
+    w_prior: float = 0.1,
 ):
     """Stage 1 loss (see the module docstring)."""
     decom = nets["decom"]
@@ -82,8 +87,8 @@ def ctdn_loss(
     dark = darken(normal)
     x = torch.cat([low, normal, dark])
     z, skips = decom.encode(x)
-    z_low, z_n, z_d = z.chunk(3)
-    sk_low, sk_n, sk_d = zip(*(s.chunk(3) for s in skips), strict=True)
+    z_n, z_d = z[low.shape[0] :].chunk(2)
+    sk_n, sk_d = zip(*(s[low.shape[0] :].chunk(2) for s in skips), strict=True)
     # reconstruction (own skips) and exposure transfer (the other exposure's skips)
     rec = decom.decode(z, skips)
     swap = decom.decode(torch.cat([z_n, z_d]), [torch.cat(p) for p in zip(sk_d, sk_n)])
@@ -102,6 +107,7 @@ def ctdn_loss(
         + w_prior * l_prior
     )
     logs = {"rec": l_rec, "anchor": l_anchor, "ret": l_ret, "smooth": l_smooth, "refl": l_refl}
+    logs["r_std"] = r.detach().std()
     return loss, {k: float(v.detach()) for k, v in logs.items()}
 
 

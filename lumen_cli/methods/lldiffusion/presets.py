@@ -54,7 +54,10 @@ PRESETS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
             "lldiffusion.unet",
             _unet(12, 32, 1, LITE_FEATS, "cattn", True, prediction="x0", **LITE_UNET),
         ),
-        "generator": ("lldiffusion.unet", _unet(3, 32, 1, LITE_FEATS, "cattn", False, **LITE_UNET)),
+        "generator": (
+            "lldiffusion.unet",
+            _unet(3, 32, 1, LITE_FEATS, "cattn", False, **{**LITE_UNET, "ch_mult": [1, 1, 1, 1]}),
+        ),
     },
     "paper": _paper(LOL_FEATS, 64, 2, "cattn", 32),
     "paper-v2": _paper(V2_FEATS, 128, 4, "cat", 128),
