@@ -122,11 +122,14 @@ def test_weights_from_hub_tampered_or_missing(env):  # noqa: F811
 
 
 def test_quiet_silences_hub_progress(monkeypatch):
-    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    import os
+
     from huggingface_hub.utils import are_progress_bars_disabled, enable_progress_bars
 
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")  # restored after the test
     try:
         hub.silence_progress()
-        assert are_progress_bars_disabled()
+        assert are_progress_bars_disabled() and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
     finally:
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "0"
         enable_progress_bars()

@@ -78,7 +78,10 @@ def _only_safetensors(spec: HubSpec, cache_dir: str, offline: bool) -> str:
         try:
             names = list_repo_files(spec.repo_id, revision=spec.revision)
         except Exception as e:
-            raise WeightsError(f"--weights {spec}: cannot list the repository ({e})") from e
+            raise WeightsError(
+                f"--weights {spec}: no such local file, and the Hub repository cannot be "
+                f"listed ({e})"
+            ) from e
     else:  # the cached snapshot of that revision
         folder = Path(cache_dir) / f"models--{spec.repo_id.replace('/', '--')}"
         rev = spec.revision or "main"
@@ -120,7 +123,10 @@ def fetch(spec: HubSpec) -> Path:
         )
     except Exception as e:  # network, auth, no such repo / revision / file, offline miss
         how = " (offline: HF_HUB_OFFLINE=1 and it is not in the HF cache)" if offline else ""
-        raise WeightsError(f"--weights {spec}: cannot fetch {filename}{how}: {e}") from e
+        raise WeightsError(
+            f"--weights {spec}: no such local file, and {filename} cannot be fetched from the "
+            f"Hub repository {spec.repo_id}{how}: {e}"
+        ) from e
     blob = path.resolve().name
     if _HEX64.fullmatch(blob):
         actual = file_sha256(path)
