@@ -3,8 +3,12 @@ and the per-file loop with its report."""
 
 from __future__ import annotations
 
+import errno
+import math
+import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from lumen_cli.cli import console
@@ -43,18 +47,60 @@ def read_input(job: Job, max_pixels: int):
 
 
 def check_dest(job: Job, dests: list[str], overwrite: bool, skip_existing: bool) -> str | None:
-    """None if the job may write, else 'skip' or an error message."""
-    for d in dests:
-        if d == STDIO:
-            continue
+    """None if the job may write, 'skip' if every output exists and --skip-existing was given,
+    else an error message. (The final word is the write itself: an output that appears later
+    is still never replaced without --overwrite, see ``lumen_cli.atomic``.)"""
+    files = [d for d in dests if d != STDIO]
+    for d in files:
         if job.source != STDIO and same_file(job.source, d) and not overwrite:
             return f"output {d} is the input file itself; pass --overwrite to replace it"
-        if Path(d).exists():
-            if skip_existing:
-                return "skip"
-            if not overwrite:
-                return f"output {d} exists; pass --overwrite or --skip-existing"
-    return None
+    existing = [d for d in files if os.path.lexists(d)]
+    if not existing or overwrite:
+        return None
+    if skip_existing:
+        return "skip" if len(existing) == len(files) else None  # the missing ones are written
+    return f"output {existing[0]} exists; pass --overwrite or --skip-existing"
+
+
+def describe_error(e: BaseException) -> str:
+    """A one-line message for any per-file failure (no ``[Errno N]`` jargon, no traceback)."""
+    if isinstance(e, LumenError):
+        return str(e)
+    if isinstance(e, MemoryError):
+        return "not enough memory for this image (try a smaller --tile, e.g. --tile 512)"
+    if isinstance(e, OSError):
+        return describe_os_error(e)
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"unexpected {type(e).__name__}{': ' + msg if msg else ''} (LUMEN_DEBUG=1 shows where)"
+
+
+_OS_REASONS = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EEXIST: "a file of that name is in the way",
+    errno.ENOTDIR: "a file is in the way where a folder is needed",
+    errno.EISDIR: "is a folder",
+    errno.ENOSPC: "no space left on the device",
+    errno.EROFS: "the file system is read-only",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.ENOENT: "no such file or folder",
+}
+
+
+def describe_os_error(e: OSError) -> str:
+    reason = _OS_REASONS.get(e.errno) or (e.strerror or str(e)).lower()
+    where = e.filename if e.filename is not None else ""
+    return f"{where}: {reason}" if where else reason
+
+
+def sweep_outputs(dests: list[str]) -> None:
+    """Remove temporaries that killed runs left in the output folders (see lumen_cli.atomic)."""
+    from lumen_cli import atomic
+
+    for folder in sorted({os.path.dirname(os.path.abspath(d)) for d in dests if d != STDIO}):
+        removed = atomic.sweep(folder)
+        if removed:
+            console.info(f"removed {len(removed)} temporary file(s) of an earlier run in {folder}")
 
 
 def run_jobs(
@@ -68,33 +114,73 @@ def run_jobs(
     skip_existing: bool,
     info: dict,
 ) -> int:
-    """Run ``work(job, progress) -> dict`` for every job; a failure is reported and the batch
-    goes on. Returns the exit code."""
+    """Run ``work(job, progress) -> dict`` for every job. Any exception of one file (a lumen
+    error, an OSError, a bug) is reported with the file's name and the batch goes on; Ctrl-C
+    and SIGTERM stop it after the summary so far. Returns the exit code."""
+    from lumen_cli.cli.plan import mark_conflicts
+    from lumen_cli.io.picture import OutputExistsError
+
+    mark_conflicts(jobs, dests_of, overwrite)
+    sweep_outputs([d for j in jobs for d in dests_of(j)])
     report = Report(quiet=quiet, json_lines=json_lines)
-    with console.Progress(len(jobs), quiet) as prog:
-        for job in jobs:
-            label = "<stdin>" if job.source == STDIO else job.source
-            prog.start_file(Path(label).name)
-            t0 = time.perf_counter()
-            verdict = check_dest(job, dests_of(job), overwrite, skip_existing)
-            try:
-                if verdict == "skip":
-                    report.record("skipped", label, job.dest, reason="output exists", **info)
-                    prog.log(f"skipped {label}: {job.dest} exists")
-                    continue
-                if verdict is not None:
-                    raise UsageError(verdict)
-                extra = work(job, prog.inner)
-                secs = round(time.perf_counter() - t0, 3)
-                report.record("done", label, job.dest, seconds=secs, **info, **extra)
-                if job.dest != STDIO:
-                    prog.log(f"{label} -> {job.dest} ({secs:.2f} s)")
-            except (LumenError, OSError) as e:
-                msg = str(e)
-                console.error(msg if msg.startswith(label) else f"{label}: {msg}")
-                report.record("failed", label, job.dest, error=str(e), **info)
-            finally:
-                prog.file_done()
+    try:
+        with console.Progress(len(jobs), quiet) as prog:
+            for job in jobs:
+                label = "<stdin>" if job.source == STDIO else job.source
+                prog.start_file(Path(label).name)
+                t0 = time.perf_counter()
+                try:
+                    if job.conflict:
+                        raise UsageError(job.conflict)
+                    verdict = check_dest(job, dests_of(job), overwrite, skip_existing)
+                    if verdict == "skip":
+                        report.record("skipped", label, job.dest, reason="output exists", **info)
+                        prog.log(f"skipped {label}: {job.dest} exists")
+                        continue
+                    if verdict is not None:
+                        raise OutputExistsError(verdict)
+                    extra = work(job, prog.inner)
+                    secs = round(time.perf_counter() - t0, 3)
+                    report.record("done", label, job.dest, seconds=secs, **info, **extra)
+                    if job.dest != STDIO:
+                        prog.log(f"{label} -> {job.dest} ({secs:.2f} s)")
+                except OutputExistsError as e:
+                    if skip_existing:  # it appeared while this file was being processed
+                        report.record("skipped", label, job.dest, reason="output exists", **info)
+                        prog.log(f"skipped {label}: {job.dest} appeared meanwhile")
+                    else:
+                        _fail(report, label, job, e, info)
+                except UsageError:
+                    if job.source == STDIO:  # e.g. empty stdin: the one job, a usage error
+                        raise
+                    _fail(report, label, job, sys.exc_info()[1], info)
+                except Exception as e:  # noqa: BLE001 - per-file isolation is the point
+                    _fail(report, label, job, e, info)
+                finally:
+                    prog.file_done()
+    except BaseException:  # Ctrl-C / SIGTERM: say how far the batch got, then unwind
+        if len(jobs) > 1:
+            console.info(report.summary())
+        raise
     if len(jobs) > 1 or report.failed or report.skipped:
         console.info(report.summary())
     return report.exit_code
+
+
+def _fail(report: Report, label: str, job: Job, e: BaseException, info: dict) -> None:
+    msg = describe_error(e)
+    if os.environ.get("LUMEN_DEBUG") and not isinstance(e, LumenError):
+        traceback.print_exception(e)
+    console.error(msg if msg.startswith(label) else f"{label}: {msg}")
+    report.record("failed", label, job.dest, error=msg, **info)
+
+
+def check_numbers(*, exposure: float | None = None, max_pixels: int | None = None) -> None:
+    """Range checks typer cannot word well (NaN passes its bounds, -1 pixels printed as -0.0)."""
+    if exposure is not None and not (math.isfinite(exposure) and 0.05 <= exposure <= 8.0):
+        raise UsageError(
+            f"--exposure {exposure}: expected a number from 0.05 to 8 "
+            "(1 is the method's natural brightness)"
+        )
+    if max_pixels is not None and max_pixels < 1:
+        raise UsageError(f"--max-pixels {max_pixels}: expected a positive number of pixels")

@@ -47,12 +47,15 @@ def decompose(
         None, "--weights", help="A lumen .safetensors file, or ORG/REPO[@REVISION][:FILE]."
     ),
     max_pixels: int = typer.Option(None, "--max-pixels", help="Raise the image-size guard."),
-    threads: int = typer.Option(0, "--threads", help="CPU threads (0: one per core)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0: one per core)."),
     json_lines: bool = typer.Option(False, "--json", help="One JSON record per file on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or chatter."),
 ) -> None:
     console.set_quiet(quiet)
     console.route_warnings()
+    from lumen_cli.cli.common import check_numbers
+
+    check_numbers(max_pixels=max_pixels)
     if str(output) == STDIO:
         raise UsageError("decompose writes several files: -o must be a folder")
     jobs, missing = collect(inputs, recursive, console.info)
@@ -71,10 +74,18 @@ def decompose(
     from lumen_cli.cli.common import run_jobs, setup_pipeline
 
     pipe = setup_pipeline(method, device, precision, weights, threads)
+    from lumen_cli.pipelines.base import Pipeline
+
+    if type(pipe).decompose is Pipeline.decompose:
+        raise UsageError(f"method {method} has no Retinex decomposition (see 'lumen methods')")
 
     def dests(job):
         names = ["reflectance", "illumination"] + (["preview"] if preview else [])
         return [f"{job.dest}_{n}.png" for n in names]
+
+    def keep(dest: str) -> bool:
+        """With --skip-existing, maps a killed run already wrote are kept; the rest written."""
+        return skip_existing and not overwrite and Path(dest).exists()
 
     def work(job, progress):
         import numpy as np
@@ -105,6 +116,8 @@ def decompose(
             if gray:
                 arr = np.repeat(arr, 3, axis=-1)
             dest = f"{job.dest}_{name}.png"
+            if keep(dest):
+                continue
             write_image(
                 plain,
                 arr,
@@ -112,13 +125,19 @@ def decompose(
                 format="png",
                 bit_depth=16 if gray else pic.bit_depth,
                 grayscale=gray,
-                overwrite=True,
+                overwrite=overwrite,
             )
             written.append(dest)
-        if preview:
-            dest = f"{job.dest}_preview.png"
+        dest = f"{job.dest}_preview.png"
+        if preview and not keep(dest):
             write_image(
-                plain, _strip(pic.pixels, maps), dest, format="png", bit_depth=8, grayscale=False
+                plain,
+                _strip(pic.pixels, maps),
+                dest,
+                format="png",
+                bit_depth=8,
+                grayscale=False,
+                overwrite=overwrite,
             )
             written.append(dest)
         return {"outputs": written}

@@ -16,7 +16,7 @@ from lumen_cli.cli.choices import (
     precision_option,
     refuse_tty_stdout,
 )
-from lumen_cli.cli.plan import STDIO, assign_outputs, collect
+from lumen_cli.cli.plan import STDIO, assign_outputs, check_suffix, collect
 from lumen_cli.errors import EXIT_FAILED, UsageError
 
 HELP = """Enhance low-light photos.
@@ -39,10 +39,8 @@ def enhance(
     exposure: float = typer.Option(
         None,
         "--exposure",
-        min=0.05,
-        max=8.0,
-        help="Light level; 1.0 is the method's natural brightness. Above 1 the highlights "
-        "roll off (kind, diff-retinex) rather than clip.",
+        help="Light level, 0.05 to 8; 1.0 is the method's natural brightness. Above 1 the "
+        "highlights roll off (kind, diff-retinex) rather than clip.",
     ),
     device: str = device_option(),
     precision: Precision = precision_option(),
@@ -62,7 +60,7 @@ def enhance(
         help="A lumen .safetensors file, or a Hub file: ORG/REPO[@REVISION][:FILE] (verified).",
     ),
     max_pixels: int = typer.Option(None, "--max-pixels", help="Raise the image-size guard."),
-    threads: int = typer.Option(0, "--threads", help="CPU threads (0: one per core)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0: one per core)."),
     json_lines: bool = typer.Option(False, "--json", help="One JSON record per file on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or chatter."),
     shard: str = typer.Option(
@@ -79,6 +77,10 @@ def enhance(
         from lumen_cli.weights.hub import silence_progress
 
         silence_progress()
+    from lumen_cli.cli.common import check_numbers
+
+    check_numbers(exposure=exposure, max_pixels=max_pixels)
+    check_suffix(suffix)
     jobs, missing = collect(inputs, recursive, console.info)
     for m in missing:
         console.error(f"{m}: no such file or folder")
@@ -130,7 +132,7 @@ def enhance(
             sys.stdout.buffer.flush()
         else:
             Path(dest).parent.mkdir(parents=True, exist_ok=True)
-            write_image(pic, pixels, dest, format=fmt or None, quality=quality)
+            write_image(pic, pixels, dest, format=fmt or None, quality=quality, overwrite=overwrite)
         return {"width": int(x.shape[-1]), "height": int(x.shape[-2])}
 
     from lumen_cli.cli.common import run_jobs

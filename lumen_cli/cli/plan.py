@@ -52,7 +52,11 @@ def collect(inputs: list[str], recursive: bool, warn) -> tuple[list[Job], list[s
         if p.is_dir():
             walker = sorted(p.rglob("*")) if recursive else sorted(p.iterdir())
             for f in walker:
-                if not f.is_file() or any(part.startswith(".") for part in f.relative_to(p).parts):
+                if any(part.startswith(".") for part in f.relative_to(p).parts):
+                    continue
+                if not f.is_file():
+                    if f.is_symlink():
+                        warn(f"skipping {f}: broken link (its target does not exist)")
                     continue
                 if f.suffix.lower() in exts:
                     jobs.append(Job(str(f), f.relative_to(p), root=p))

@@ -9,6 +9,7 @@ from lumen_cli.io.picture import (
     IMAGE_EXTENSIONS,
     ImageReadError,
     ImageWriteError,
+    OutputExistsError,
     Picture,
     output_format_for,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageReadError",
     "ImageWriteError",
+    "OutputExistsError",
     "Picture",
     "output_format_for",
     "read_image",

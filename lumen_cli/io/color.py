@@ -36,8 +36,9 @@ def srgb_profile_bytes() -> bytes:
 
 
 def profile_colorspace(icc: bytes) -> str:
-    """'RGB', 'GRAY', 'CMYK', ... from the ICC header ('' if unreadable)."""
-    return icc[16:20].decode("ascii", "replace").strip() if len(icc) >= 20 else ""
+    """'RGB', 'GRAY', 'CMYK', ... from the ICC header ('' if unreadable or not a profile)."""
+    space = icc[16:20].decode("ascii", "replace").strip() if len(icc) >= 20 else ""
+    return space if space.isascii() and space.isalnum() else ""
 
 
 def is_srgb(icc: bytes) -> bool:

@@ -68,6 +68,10 @@ class ImageWriteError(ImageError):
     """An output cannot be written (exists without overwrite, unsupported option, disk error)."""
 
 
+class OutputExistsError(ImageWriteError):
+    """The output exists (or appeared while lumen worked) and replacing it was not allowed."""
+
+
 @dataclass
 class Picture:
     """One decoded image plus what is needed to write the result back faithfully.

@@ -40,6 +40,28 @@ def read_image(
     else:
         name = os.fspath(src)
         data, fp = None, name
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            return _read(fp, name, data, max_pixels)
+    finally:
+        _warn_named(caught, name)
+
+
+def _warn_named(caught, name: str) -> None:
+    """Re-issue the warnings of one read, each naming the file (once per message)."""
+    seen = set()
+    for w in caught:
+        msg = str(w.message).strip()
+        if not msg.startswith(name):
+            msg = f"{name}: {msg}"
+        if msg not in seen:
+            seen.add(msg)
+            warnings.warn(msg, w.category, stacklevel=3)
+
+
+def _read(fp, name: str, data: bytes | None, max_pixels: int | None) -> Picture:
     try:
         if data is None and raw.is_raw_name(name):
             return raw.read_raw(name, name, max_pixels)
@@ -59,7 +81,7 @@ def read_image(
         raise ImageReadError(f"{name}: not enough memory to decode this image") from None
     except Exception as exc:  # Pillow/libjpeg/libpng report corruption in many ways
         reason = str(exc) or type(exc).__name__
-        if "truncated" in reason or isinstance(exc, EOFError):
+        if "truncated" in reason.lower() or isinstance(exc, EOFError):
             raise ImageReadError(f"{name}: file is truncated or cut off ({reason})") from exc
         raise ImageReadError(f"{name}: corrupt or unreadable image ({reason})") from exc
 
@@ -76,6 +98,9 @@ def _open(fp, name: str, max_pixels: int | None, extra: tuple[str, ...] = ()):
         try:
             im = Image.open(fp, formats=READ_FORMATS + extra)
         except UnidentifiedImageError:
+            kind = _sniff(fp.getvalue()[:16] if isinstance(fp, io.BytesIO) else _head(name))
+            if kind:
+                raise ImageReadError(f"{name}: {kind}") from None
             raise ImageReadError(
                 f"{name}: not an image, or not a format lumen reads (JPEG, PNG, TIFF, WebP, BMP;"
                 " HEIC/AVIF with the 'heif' extra, camera RAW with the 'raw' extra)"
@@ -86,11 +111,50 @@ def _open(fp, name: str, max_pixels: int | None, extra: tuple[str, ...] = ()):
     if max_pixels is not None and width * height > max_pixels:
         im.close()
         raise ImageReadError(
-            f"{name}: {width}x{height} is {width * height / 1e6:.1f} megapixels, over the limit "
-            f"of {max_pixels / 1e6:.1f} (a guard against decompression bombs); "
+            f"{name}: {width}x{height} is {_pixels(width * height)}, over the limit "
+            f"of {_pixels(max_pixels)} (a guard against decompression bombs); "
             f"use --max-pixels {width * height} (or more) to read it"
         )
     return im
+
+
+def _pixels(n: int) -> str:
+    return f"{n / 1e6:.1f} megapixels" if n >= 100_000 else f"{n} pixels"
+
+
+def _sniff(head: bytes) -> str | None:
+    """Why Pillow could not open a file whose signature is a format lumen reads, or None."""
+    if not head:
+        return "empty file (0 bytes)"
+    if head.startswith(png.SIGNATURE):
+        return "corrupt PNG (its header is damaged: bad IHDR chunk or checksum)"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "corrupt JPEG (its header is damaged)"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return (
+            "a TIFF lumen cannot decode (32-bit float or another unusual sample format, or "
+            "a damaged header); save it as an 8- or 16-bit integer TIFF or PNG"
+        )
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "corrupt or unsupported WebP"
+    if head[:2] == b"BM":
+        return "corrupt or unsupported BMP"
+    return None
+
+
+def _warn_frames(im, name: str) -> None:
+    """Animations (WebP, APNG) and multi-page TIFFs: lumen reads only the first frame."""
+    if im.format == "MPO":  # a phone's JPEG with a depth map or preview: frame 0 is the photo
+        return
+    try:
+        n = int(getattr(im, "n_frames", 1) or 1)
+    except Exception:  # counting frames walks the file; a damaged tail is not this check's job
+        return
+    if n > 1:
+        what = "pages" if im.format == "TIFF" else "frames (an animation)"
+        warnings.warn(
+            f"{name}: has {n} {what}; only the first is enhanced", UserWarning, stacklevel=2
+        )
 
 
 def _is_16bit(im, name: str, data: bytes | None) -> bool:
@@ -111,6 +175,7 @@ def _head(path: str) -> bytes:
 
 
 def _decode(im, name: str, data: bytes | None) -> Picture:
+    _warn_frames(im, name)
     orientation, exif = orientation_and_exif(im)
     icc = im.info.get("icc_profile") or None
     if _is_16bit(im, name, data):
@@ -269,8 +334,9 @@ def _decode8(im, name, orientation, icc):
             if converted is not None:
                 im = converted if mode == "RGB" else converted.getchannel(0)
         else:
+            what = f"ICC profile for {space}" if space else "unreadable (damaged) ICC profile"
             warnings.warn(
-                f"{name}: ICC profile for {space} on a {mode} image ignored",
+                f"{name}: {what} on a {mode} image ignored; colours treated as sRGB",
                 color.ColorWarning,
                 stacklevel=2,
             )

@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 import warnings
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
+from lumen_cli import atomic
 from lumen_cli.io import png, tiff16
 from lumen_cli.io.color import srgb_profile_bytes
 from lumen_cli.io.picture import (
     ALPHA_FORMATS,
     SIXTEEN_BIT_FORMATS,
     ImageWriteError,
+    OutputExistsError,
     Picture,
     normalize_format,
     output_format_for,
@@ -82,7 +83,7 @@ def write_image(
         )
         alpha = None
     if path is not None and not overwrite and path.exists():
-        raise ImageWriteError(f"{name}: already exists (use --overwrite to replace it)")
+        raise OutputExistsError(f"{name}: already exists (use --overwrite to replace it)")
     try:
         data = _encode(pixels, alpha, gray, fmt, depth, quality, pic)
     except ImageWriteError:
@@ -94,9 +95,11 @@ def write_image(
             dest.write(data)
             dest.flush()
         else:
-            _atomic_write(path, data, overwrite)
+            atomic.write_bytes(path, data, overwrite=overwrite)
     except ImageWriteError:
         raise
+    except atomic.DestinationExistsError:
+        raise OutputExistsError(f"{name}: already exists (use --overwrite to replace it)") from None
     except OSError as exc:
         raise ImageWriteError(f"{name}: cannot write: {exc.strerror or exc}") from exc
 
@@ -181,35 +184,3 @@ def _encode16(pixels, alpha, gray, fmt, icc, exif) -> bytes:
         raise ImageWriteError(f"OpenCV could not encode a 16-bit {fmt}")
     data = enc.tobytes()
     return png.add_metadata(data, icc, exif) if fmt == "PNG" else data
-
-
-def _atomic_write(path: Path, data: bytes, overwrite: bool) -> None:
-    """Write to a temporary file next to ``path``, then rename it into place.
-
-    With overwrite=False the final step is a hard link, which fails if ``path`` appeared in
-    the meantime. The temporary file is removed on any error, Ctrl-C included.
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, 0o666)  # the umask applies, as for any new file
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        if overwrite:
-            os.replace(tmp, path)
-            return
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise ImageWriteError(
-                f"{path}: already exists (use --overwrite to replace it)"
-            ) from None
-        except OSError:  # no hard links on this file system
-            if path.exists():
-                raise ImageWriteError(f"{path}: already exists (use --overwrite)") from None
-            os.replace(tmp, path)
-    finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass

@@ -95,10 +95,10 @@ def apply_curves(x: torch.Tensor, curves: torch.Tensor) -> torch.Tensor:
     u = x.float().clamp(0, 1).sqrt() * K
     i0 = u.floor().clamp(0, K - 1)
     f = u - i0
-    i0 = i0.long().view(B, C, -1)
+    i0 = i0.long().reshape(B, C, -1)  # reshape: x may be a transposed (EXIF-rotated) view
     c = curves.float().to(x.device).expand(B, C, K + 1)
-    g0 = torch.gather(c, 2, i0).view(B, C, H, W)
-    g1 = torch.gather(c, 2, i0 + 1).view(B, C, H, W)
+    g0 = torch.gather(c, 2, i0).reshape(B, C, H, W)
+    g1 = torch.gather(c, 2, i0 + 1).reshape(B, C, H, W)
     return g0 + (g1 - g0) * f
 
 

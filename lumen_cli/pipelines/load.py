@@ -31,4 +31,16 @@ def load_pipeline(method: str, weights: str | Path | None = None, device="cpu"):
     m, nets, _ = load_weights(name, weights, device)
     if m != method:
         raise WeightsError(f"{weights}: holds weights of method {m!r}, not {method!r}")
+    check_finite(nets, weights or name)
     return cls(nets).to(device)
+
+
+def check_finite(nets: dict, source) -> None:
+    """Refuse weights holding NaN/inf (they would silently give black images)."""
+    for net_name, net in nets.items():
+        for key, t in net.state_dict().items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise WeightsError(
+                    f"{source}: tensor {net_name}.{key} holds NaN or infinite values; "
+                    "these weights are damaged and were not used"
+                )

@@ -12,9 +12,11 @@ from collections.abc import Callable
 import torch
 
 from lumen_cli import devices, tiling
+from lumen_cli.errors import ComputeError
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region
 
 TileFn = Callable[[torch.Tensor, dict, Region], dict[str, torch.Tensor]]
+MIN_SIDE = 32  # smaller images are padded to this size for the method, then cropped back
 
 
 def enhance_image(
@@ -70,10 +72,37 @@ def run_tiled(
     """Analyse the whole image, then run ``call`` per tile and blend the outputs.
 
     ``channels`` names the outputs and their channel counts; it may start empty and is then
-    filled by the first tile (outputs are allocated lazily).
+    filled by the first tile (outputs are allocated lazily). Images smaller than MIN_SIDE are
+    padded for the method and the outputs cropped back. Raises ComputeError if an output
+    holds NaN/inf after the fp32 retry.
     """
     if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
         raise ValueError(f"expected x of shape (1,3,H,W), got {tuple(x.shape)}")
+    H0, W0 = x.shape[-2:]
+    x = _pad_to_min_size(x, max(MIN_SIDE, pipe.size_multiple))
+    result = _run_tiled(pipe, x, opts, call, channels, tile, overlap, precision)
+    for k, v in result.items():
+        if not bool(torch.isfinite(v).all()):
+            raise ComputeError(
+                f"the method gave NaN/inf values for {k!r}, even in fp32 "
+                "(damaged weights, or an input it cannot handle); nothing written"
+            )
+        result[k] = v[..., :H0, :W0]
+    return result
+
+
+def _pad_to_min_size(x: torch.Tensor, side: int) -> torch.Tensor:
+    """Tiny images (1x1, 2x2, 1x50 ...) are padded past their bottom/right edge by repeating
+    the last row/column up to ``side`` pixels, so every method's filters and nets have room;
+    the runner crops the outputs back."""
+    H, W = x.shape[-2:]
+    ph, pw = max(0, side - H), max(0, side - W)
+    if not (ph or pw):
+        return x
+    return torch.nn.functional.pad(x.float(), (0, pw, 0, ph), mode="replicate")
+
+
+def _run_tiled(pipe, x, opts, call, channels, tile, overlap, precision):
     device = pipe.device
     dtype = devices.resolve_precision(precision, device)
     if not pipe.reduced_precision:
