@@ -222,3 +222,24 @@ def test_converter_refuses_other_files(tmp_path):
     assert decompose_image(pipe, x)["illumination"].shape == (1, 1, 16, 24)
     with pytest.raises(UsageError, match="lack the rda, ida"):
         enhance_image(pipe, x)
+
+
+@pytest.mark.parametrize("stage", ["rda", "ida"])
+def test_ancestral_posterior_unit(converted, io, stage):
+    """The recorded ``p_mean_variance`` at t = 500 (a path the test script does not take):
+    posterior mean from the refined x0 with the fixture's quirk that the RDA's refiner there
+    sees [cond, x_t] instead of [cond, x0_d]."""
+    net, t, u = converted[0].nets[stage], 500, f"{stage}.p_mean_variance.t500."
+    x_t, cond = io[u + "x_t"], io[f"cond.{stage}"]
+    gamma = torch.tensor([net.schedule64()["sqrt_alphas_cumprod_prev"][t + 1]], dtype=torch.float32)
+    with torch.no_grad():
+        eps = net.denoise_fn(torch.cat([cond, x_t], 1), gamma)
+        x0_d = (
+            net.sqrt_recip_alphas_cumprod[t] * x_t - net.sqrt_recipm1_alphas_cumprod[t] * eps
+        ).clamp(-1, 1)
+        x0 = net.Unet_fn(torch.cat([cond, x_t if stage == "rda" else x0_d], 1), gamma).clamp(-1, 1)
+    close(x0_d, io[u + "x_denoise_recon"], u + "x_denoise_recon")
+    close(x0, io[u + "x_recon"], u + "x_recon")
+    mean = net.posterior_mean_coef1[t] * x0 + net.posterior_mean_coef2[t] * x_t
+    close(mean, io[u + "model_mean"], u + "model_mean")
+    close(net.posterior_log_variance_clipped[t : t + 1], io[u + "log_variance"], u + "log_variance")

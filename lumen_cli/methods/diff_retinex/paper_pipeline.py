@@ -14,10 +14,11 @@ Yi et al., ICCV 2023. What the official test script does to one low-light image 
 The official script neither pads nor resizes: H and W must be multiples of 8. lumen pads
 other sizes on the right and bottom by reflection (the stretch then ignores the padding) and
 crops the result. The sampler draws, in order, the RDA's start noise, its five step noises,
-then the IDA's; here they come from the CPU generator seeded by ``--seed`` (the official run
-draws them from an unseeded-per-image CUDA generator after ``torch.manual_seed(1)``, so its
-numbers depend on the GPU and cannot be reproduced exactly). Everything runs on the whole
-image in fp32 (the nets' attention is global): tiles only cut the finished result.
+then the IDA's; here they come from the CPU generator seeded by ``--seed``. The official script
+seeds once (``torch.manual_seed(1)``) and draws on the GPU, so its pictures depend on the GPU
+and on the images processed before: they can be matched in distribution, not bit for bit.
+Everything runs on the whole image in fp32 (the nets' attention is global): tiles only cut
+the finished result.
 """
 
 from __future__ import annotations
