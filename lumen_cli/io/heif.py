@@ -4,10 +4,13 @@ HEIC is installed with the optional extra ``heif`` (``pip install "lumen-cli[hei
 registers libheif's decoder with Pillow; the rest of the reading path (EXIF, ICC, grayscale,
 alpha) is Pillow's, as for a JPEG. libheif applies the file's rotation and mirroring while
 decoding and resets the EXIF orientation to 1, so lumen does not turn the picture again.
-AVIF is read by Pillow itself when it was built with libavif (Pillow >= 11.3 wheels are).
+AVIF is read by Pillow itself when it was built with libavif (recent Pillow wheels are;
+``PIL.features.check('avif')``).
 
-lumen does not write HEIC: a HEIC input's result defaults to JPEG (EXIF and an sRGB profile
-kept), and ``--format`` or the output's suffix picks another format.
+An embedded ICC profile (iPhones write Display P3) is converted to sRGB as for any input; a
+file that describes its colours only by an nclx box, without ICC, is read as sRGB.
+lumen does not write HEIC: a HEIC input's result defaults to JPEG (EXIF kept), and
+``--format`` or the output's suffix picks another format.
 """
 
 from __future__ import annotations

@@ -114,7 +114,8 @@ def render_card(entry: WeightEntry, path: str | Path, repo_id: str) -> str:
         "## Training data and recipe",
         "",
     ]
-    for key in ("data", "val_data", "recipe", "command", "steps", "synthesize", "seed", "date"):
+    keys = ("data", "val_data", "recipe", "command", "init", "steps", "synthesize", "seed", "date")
+    for key in keys:
         if key in prov:
             out.append(f"- {key}: `{_fmt(prov[key])}`")
     if not any(k in prov for k in ("data", "command", "recipe")):
