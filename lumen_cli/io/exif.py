@@ -32,17 +32,7 @@ def orientation_and_exif(im) -> tuple[int, bytes | None]:
     if orientation not in range(1, 9):
         orientation = 1
     if im.format == "TIFF":
-        from PIL import Image
-
-        clean = Image.Exif()
-        for tag in _DESCRIPTIVE:
-            if tag in exif:
-                clean[tag] = exif[tag]
-        for ifd in (EXIF_IFD, GPS_IFD):
-            sub = exif.get_ifd(ifd)
-            if sub:
-                clean[ifd] = dict(sub)
-        exif = clean
+        exif = descriptive(exif)
     if len(exif) == 0:
         return orientation, None
     if ORIENTATION in exif:
@@ -54,6 +44,22 @@ def orientation_and_exif(im) -> tuple[int, bytes | None]:
             f"EXIF cannot be re-encoded ({exc}); it will not be copied", UserWarning, stacklevel=2
         )
         return orientation, None
+
+
+def descriptive(exif):
+    """A new ``Image.Exif`` with only the descriptive IFD0 tags and the Exif/GPS directories of
+    ``exif`` (what is worth copying from a TIFF-structured file's own directory)."""
+    from PIL import Image
+
+    clean = Image.Exif()
+    for tag in _DESCRIPTIVE:
+        if tag in exif:
+            clean[tag] = exif[tag]
+    for ifd in (EXIF_IFD, GPS_IFD):
+        sub = exif.get_ifd(ifd)
+        if sub:
+            clean[ifd] = dict(sub)
+    return clean
 
 
 def apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:

@@ -101,18 +101,9 @@ def read_raw(src: str | bytes, name: str, max_pixels: int | None) -> Picture:
 
 def _clean(exif) -> bytes | None:
     """Descriptive IFD0 tags and the Exif/GPS directories of ``exif``, orientation 1."""
-    from PIL import Image
+    from lumen_cli.io.exif import ORIENTATION, descriptive
 
-    from lumen_cli.io.exif import _DESCRIPTIVE, EXIF_IFD, GPS_IFD, ORIENTATION
-
-    clean = Image.Exif()
-    for tag in _DESCRIPTIVE:
-        if tag in exif:
-            clean[tag] = exif[tag]
-    for ifd in (EXIF_IFD, GPS_IFD):
-        sub = exif.get_ifd(ifd)
-        if sub:
-            clean[ifd] = dict(sub)
+    clean = descriptive(exif)
     if len(clean) == 0:
         return None
     clean[ORIENTATION] = 1
