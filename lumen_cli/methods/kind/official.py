@@ -18,6 +18,9 @@ estimator, shadow finish, highlight roll-off) take no part. For one image x (B,3
 ``filters.gaussian`` defaults (σ 3, edge-replicating border, kernel radius 4σ). KinD++ crops
 the image to multiples of 4 after the stretch; lumen pads (mirrors) instead and keeps every
 pixel, so outputs equal the official ones wherever the image already is a multiple of 4.
+The official code runs whole images; lumen does too while the image fits the tile memory
+budget (about 1 M pixels for KinD on a CPU), and beyond that tiles it with 128-pixel overlaps,
+where the restoration nets' wide receptive field makes the result differ from an untiled run.
 """
 
 from __future__ import annotations

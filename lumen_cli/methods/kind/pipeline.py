@@ -140,7 +140,8 @@ class KinDPipeline(Pipeline):
         if self.official:  # TF "SAME" nets run at any size; MSIA needs multiples of 4
             self.reduced_precision = False  # the authors' numbers are fp32
             self.size_multiple = 4 if self.plus else 1
-            self.memory_per_pixel = 16384 if self.plus else 4096
+            self.memory_per_pixel = 16384 if self.plus else 2048  # whole images when they fit
+            self.min_overlap = 128  # the restoration nets see far: wide seams if tiled
 
     @classmethod
     def preset_of(cls, nets) -> str | None:
