@@ -227,3 +227,15 @@ def test_decompose_is_a_usage_error():
 
     with pytest.raises(UsageError, match="retinex"):
         LLDiffusionPipeline(_lite_nets()).decompose(None, {}, (0, 0, 1, 1), EnhanceOptions())
+
+
+def test_tile_features_crop_and_interpolate():
+    from lumen_cli.methods.lldiffusion.pipeline import tile_features
+
+    f = torch.randn(1, 2, 8, 12)  # scale 4 of a 32 x 48 padded image
+    (whole,) = tile_features([f], (0, 0, 32, 48), (32, 48), (32, 48))
+    assert torch.equal(whole, f)
+    (crop,) = tile_features([f], (8, 4, 24, 20), (16, 16), (32, 48))
+    assert torch.equal(crop, f[..., 2:6, 1:5])
+    (half,) = tile_features([f], (2, 0, 18, 16), (16, 16), (32, 48))  # half a feature pixel
+    torch.testing.assert_close(half[..., 1:3, :], (f[..., 1:3, :4] + f[..., 2:4, :4]) / 2)

@@ -3,7 +3,7 @@
 Recipe for one tile x (B,3,h,w) in [0,1] sRGB (``paper`` / ``paper-v2``: the official test)::
 
     cond   = 2 pad(x) - 1                     # official pad: +1..32 px right/bottom, reflect
-    feats  = encoder(cond)                    # degradation features, once per tile
+    feats  = encoder(whole padded image)      # degradation features, in analyze; cut per tile
     x_T    = noise[region]                    # drawn for the whole image in ``analyze``
     for (t, t_next) in 960 -> 920 ... 0 -> -1:
         eps    = denoiser(cat(x_t, cond, colour_map(cond)), t, feats)
@@ -25,10 +25,12 @@ averaged over overlaps at every step. It costs about (p / r)^2 times the whole-i
 (64x at p = 128, r = 16: 558 patches x 25 steps for a 600 x 400 photo); lumen covers the
 strip the official grid misses (where the official code writes NaN).
 
-Seeding: the starting noise is drawn once for the whole (padded) image from the CPU
-generator, and each tile takes its region of it, so tiles use the same noise as an untiled
-run. The degradation features see only their tile (as each patch does in the official patch
-mode), so tiled and untiled results differ slightly near content that the features react to.
+Tiles: ``analyze`` draws the starting noise once for the whole (padded) image from the CPU
+generator and runs the degradation encoder once on the whole padded image (its instance
+norms see the whole picture, as in the official whole-image mode); each tile takes its region
+of both (``crop_noise``, ``tile_features``: an exact crop when the tile starts on the
+feature grid, else bilinear samples at the tile's feature-pixel centres). What remains
+tile-dependent is the U-Net's GroupNorm statistics.
 ``opts.exposure`` scales the result's linear light (1 = the method's own result).
 """
 
@@ -37,6 +39,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 
 from lumen_cli.diffusion.ddpm import ddim_eps_sample
 from lumen_cli.errors import UsageError
@@ -57,6 +60,34 @@ def crop_noise(noise: torch.Tensor, region: Region, hw: tuple[int, int]) -> torc
     ys = torch.arange(y0, y0 + h).clamp(max=noise.shape[-2] - 1)
     xs = torch.arange(x0, x0 + w).clamp(max=noise.shape[-1] - 1)
     return noise.index_select(-2, ys).index_select(-1, xs)
+
+
+def tile_features(
+    feats: list[torch.Tensor], region: Region, hw: tuple[int, int], full: tuple[int, int]
+) -> list[torch.Tensor]:
+    """The part of whole-image features (each (1,C,Hp/s,Wp/s), scale s) under the padded
+    tile at ``region`` (y0, x0) of size ``hw``; ``full`` = (Hp, Wp). Exact crops when y0, x0
+    are multiples of s and the tile lies inside; bilinear samples at the tile's feature-pixel
+    centres otherwise (borders repeat)."""
+    y0, x0 = region[:2]
+    out = []
+    for f in feats:
+        s = full[0] // f.shape[-2]
+        h, w = hw[0] // s, hw[1] // s
+        if (
+            y0 % s == 0
+            and x0 % s == 0
+            and y0 // s + h <= f.shape[-2]
+            and x0 // s + w <= f.shape[-1]
+        ):
+            out.append(f[..., y0 // s : y0 // s + h, x0 // s : x0 // s + w])
+            continue
+        ys = (torch.arange(h, device=f.device) + y0 / s + 0.5) / f.shape[-2] * 2 - 1
+        xs = (torch.arange(w, device=f.device) + x0 / s + 0.5) / f.shape[-1] * 2 - 1
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        grid = torch.stack([gx, gy], -1)[None].to(f.dtype)
+        out.append(F.grid_sample(f, grid, "bilinear", "border", align_corners=False))
+    return out
 
 
 def lite_model(encoder, denoiser, cond, base, a_bar, sigma: float, feats=None):
@@ -87,6 +118,7 @@ class LLDiffusionPipeline(Pipeline):
     default_preset = "lite"
     memory_per_pixel = 3072
     min_overlap = 32
+    decomposes: ClassVar[bool] = False
 
     def __init__(self, nets=None):
         super().__init__(nets)
@@ -108,11 +140,12 @@ class LLDiffusionPipeline(Pipeline):
 
     # -- inference ----------------------------------------------------------------------
     def analyze(self, x: torch.Tensor, opts: EnhanceOptions, generator: torch.Generator) -> dict:
-        """x: (1,3,H,W) in [0,1]. The whole padded image's starting noise (CPU generator) and,
-        in lite, the tone curves and the noise level of T(x)."""
-        H, W = x.shape[-2:]
-        hp, wp = self._pad(torch.empty(1, 1, H, W, device="meta")).shape[-2:]
-        ctx = {"noise": torch.randn((1, 3, hp, wp), generator=generator)}
+        """x: (1,3,H,W) in [0,1]. The whole padded image's starting noise (CPU generator) and
+        degradation features, in lite the tone curves and the noise level of T(x)."""
+        cond = self._pad(x.float().to(self.device)) * 2 - 1
+        ctx = {"noise": torch.randn(cond.shape, generator=generator)}
+        if not opts.extra.get("patch"):
+            ctx["feats"] = self.nets["encoder"](cond)
         if self.lite:
             from lumen_cli.prior.tone import curves_for, tone_noise
 
@@ -129,6 +162,11 @@ class LLDiffusionPipeline(Pipeline):
         cond = self._pad(x.float()) * 2 - 1
         noise = crop_noise(ctx["noise"], region, cond.shape[-2:]).to(x.device)
         noise = noise.expand(b, -1, -1, -1)
+        if "feats" in ctx:
+            full = ctx["noise"].shape[-2:]
+            feats = tile_features(ctx["feats"], region, cond.shape[-2:], full)
+        else:  # patch mode computes its own per patch
+            feats = None if opts.extra.get("patch") else enc(cond)
         a_bar, pairs = S.schedule(), S.step_pairs(steps)
         done = lambda i, n: opts.report("step", i, n)  # noqa: E731
         # 2. sample
@@ -137,12 +175,11 @@ class LLDiffusionPipeline(Pipeline):
 
             base = toned(x.float(), ctx["curves"].to(x.device), noise=ctx["tone_noise"])
             sigma = float(opts.extra.get("anchor", ANCHOR_SIGMA))
-            fn = lite_model(enc, den, cond, self._pad(base) * 2 - 1, a_bar, sigma)
+            fn = lite_model(enc, den, cond, self._pad(base) * 2 - 1, a_bar, sigma, feats)
             out = ddim_eps_sample(fn, noise, a_bar, pairs, callback=done)
         elif opts.extra.get("patch"):
             out = self._patch_sample(cond, noise[..., :h, :w], a_bar, pairs, opts, done)
         else:
-            feats = enc(cond)
             fixed = torch.cat([cond, colour_map(cond)], 1)
             fn = lambda xt, t: den(torch.cat([xt, fixed], 1), t, feats)  # noqa: E731
             out = ddim_eps_sample(fn, noise, a_bar, pairs, callback=done)
