@@ -11,18 +11,17 @@ arguments so one class serves the ``paper`` and ``lite`` presets.
   ``port=True`` reproduces the layers of the PyTorch port fenghansen/KinD-pytorch instead (3x3
   heads, biased transposed convs + LeakyReLU, slope 0.01, skip-first concats, floor pooling
   with centred zero padding), so its own weights run as it runs them. ``residual=True``
-  (lumen addition) makes the R branch a zero-initialised correction of
-  logit(I / max(L, max-RGB(I))), so R keeps the image's detail from the first step.
+  (lumen addition) makes the R branch a zero-initialised correction of logit(I / max(L,
+  max-RGB(I))), so R keeps the image's detail from the first step.
 - ``RestoreNet``: concat(R_low, L_low) (B,4,H,W) -> restored R (B,3,H,W) sigmoid. A U-Net with
   ``len(widths)`` levels; widths (32,64,128,256,512), 2 convs per level give the published
-  7,760,739 parameters. Any H, W. ``residual=True`` (lumen addition)
-  predicts a correction of logit(R_low) with a zero-initialised last conv, so training starts
-  from R̂ = R_low instead of a constant.
+  7,760,739 parameters. Any H, W. ``residual=True`` (lumen addition) predicts a correction
+  of logit(R_low) with a zero-initialised last conv, so training starts from R̂ = R_low
+  instead of a constant.
 - ``AdjustNet``: concat(L, ratio map) (B,2,H,W) -> adjusted L (B,1,H,W) sigmoid; three
   ``width``-channel convs (19,393 parameters at width 32). Any H, W. ``out_act=True`` (the
   official code) puts a LeakyReLU before the final sigmoid; ``slope`` 0.01 for the port.
-  ``residual=True`` (lumen
-  addition) predicts a correction of a base curve: ``base="clip"`` logit(clip(α·L)), a plain
+  ``residual=True`` (lumen addition) predicts a correction of a base curve: ``base="clip"`` logit(clip(α·L)), a plain
   gain; ``base="odds"`` logit(L) + log α, the gain applied to the odds L/(1−L), which is ≈ α·L
   in the shadows and rolls off smoothly below 1 (no dead gradient in clipped highlights). Both
   keep the light-level control monotone and hue-neutral outside the ratios seen in training.
