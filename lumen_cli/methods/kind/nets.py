@@ -21,10 +21,11 @@ arguments so one class serves the ``paper`` and ``lite`` presets.
 - ``AdjustNet``: concat(L, ratio map) (B,2,H,W) -> adjusted L (B,1,H,W) sigmoid; three
   ``width``-channel convs (19,393 parameters at width 32). Any H, W. ``out_act=True`` (the
   official code) puts a LeakyReLU before the final sigmoid; ``slope`` 0.01 for the port.
-  ``residual=True`` (lumen addition) predicts a correction of a base curve: ``base="clip"`` logit(clip(α·L)), a plain
-  gain; ``base="odds"`` logit(L) + log α, the gain applied to the odds L/(1−L), which is ≈ α·L
-  in the shadows and rolls off smoothly below 1 (no dead gradient in clipped highlights). Both
-  keep the light-level control monotone and hue-neutral outside the ratios seen in training.
+  ``residual=True`` (lumen addition) predicts a correction of a base curve: ``base="clip"``
+  logit(clip(α·L)), a plain gain; ``base="odds"`` logit(L) + log α, the gain applied to the
+  odds L/(1−L), which is ≈ α·L in the shadows and rolls off smoothly below 1 (no dead gradient
+  in clipped highlights). Both keep the light-level control monotone and hue-neutral outside
+  the ratios seen in training.
 - ``RatioNet`` (a lumen addition, not in KinD): the whole image, downsampled -> log of the
   light ratio α that brings it to a natural brightness, so the default exposure is chosen
   from the input alone (the official LOL evaluation takes α from the reference instead).
