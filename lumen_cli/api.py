@@ -31,6 +31,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lumen_cli.pipelines.registry import DEFAULT_METHOD  # imports no torch
+
 _DEFAULTS = {"tile": "auto", "overlap": 32, "precision": "auto"}
 
 
@@ -41,7 +43,7 @@ def _cached_pipeline(method: str, weights: str | None, device: str):
     return load_pipeline(method, weights, device)
 
 
-def load(method: str = "retinex", weights: str | os.PathLike | None = None, device="auto"):
+def load(method: str = DEFAULT_METHOD, weights: str | os.PathLike | None = None, device="auto"):
     """The method's pipeline with its weights on ``device`` ('auto', 'cpu', 'cuda', ...),
     cached: repeated calls with the same arguments return the same object."""
     from lumen_cli import devices
@@ -164,7 +166,7 @@ def _from_tensor(t, kind: dict):
 
 def enhance(
     image,
-    method: str = "retinex",
+    method: str = DEFAULT_METHOD,
     *,
     steps: int | None = None,
     seed: int = 0,
@@ -190,7 +192,7 @@ def enhance(
 
 def decompose(
     image,
-    method: str = "retinex",
+    method: str = DEFAULT_METHOD,
     *,
     steps: int | None = None,
     seed: int = 0,
