@@ -67,13 +67,14 @@ def stages() -> list:
             "autoencoder",
             trains=("ae",),
             loss=autoencoder_loss,
-            defaults={"lr": 1e-3, "steps": 2000, "batch_size": 8, "crop": 128, "warmup": 50},
+            defaults={"lr": 2e-3, "steps": 700, "batch_size": 8, "crop": 96, "warmup": 50},
+            validate_full=False,  # the SDE is not trained yet
         ),
         Stage(
             "sde",
             trains=("noise",),
             uses=("ae",),
             loss=sde_loss,
-            defaults={"lr": 5e-4, "steps": 3000, "batch_size": 8, "crop": 128, "warmup": 50},
+            defaults={"lr": 1e-3, "steps": 2000, "batch_size": 4, "crop": 192, "warmup": 50},
         ),
     ]
