@@ -31,9 +31,7 @@ SIZES = {"512": (512, 512), "12mp": (3000, 4000), "24mp": (4000, 6000)}
 def timed_run(cmd: list[str], env: dict | None = None, timeout: float = 1800) -> dict:
     """Run ``cmd``; return wall seconds, peak RSS of that process (MB) and its exit code."""
     t0 = time.perf_counter()
-    p = subprocess.Popen(
-        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    p = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = t0 + timeout
     while True:
         pid, status, ru = os.wait4(p.pid, os.WNOHANG)
