@@ -52,7 +52,8 @@ def converted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dr")
     cfg = json.loads((FIXTURE / "small_config.json").read_text())
     rda_json = tmp / "Diff_RDA_val.json"
-    rda_json.write_text(json.dumps(cfg["reduced_json_Diff_RDA"]))
+    text = json.dumps(cfg["reduced_json_Diff_RDA"], indent=1)  # with a comment, as the authors'
+    rda_json.write_text(text.replace('"sr3",', '"sr3", // use the sr3 network structure', 1))
     out = tmp / "dr-paper.safetensors"
     _, result = convert("diff-retinex", [FIXTURE / "model", rda_json], out)
     assert set(result.nets) == {"tdn", "rda", "ida"} and not result.notes

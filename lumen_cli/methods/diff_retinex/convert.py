@@ -73,8 +73,9 @@ def unet_config(sd: dict, prefix: str) -> dict:
 
 
 def _read_json(path: Path) -> tuple[str, dict]:
+    """(rda|ida, the ``model`` options) of an official config; its ``//`` comments dropped."""
     try:
-        opt = json.loads(path.read_text())
+        opt = json.loads("\n".join(ln.split("//")[0] for ln in path.read_text().splitlines()))
         unet = opt["model"]["unet"]
     except (ValueError, KeyError, TypeError) as e:
         raise WeightsError(f"{path}: not an official Diff-Retinex config JSON ({e})") from None
