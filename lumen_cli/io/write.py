@@ -31,9 +31,10 @@ from lumen_cli.io.picture import (
     normalize_format,
     output_format_for,
 )
+from lumen_cli.ops.color import LUMA
 
 _ROWS = 256
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_LUMA = np.array(LUMA, dtype=np.float32)
 
 
 def write_image(

@@ -74,11 +74,15 @@ def export_run(
                 if k in ("psnr", "ssim", "val_loss")
             }
     headline = _headline(val)
+    init_sha = sha256_file(init) if init else None
     prov = {
+        "recipe": _repo_relative(info.get("config")),  # recipes/NAME.toml: rebuilds the file
+        "parent_sha256": init_sha,  # the file fine-tuned from (None: trained from scratch)
+        "code": info.get("code"),  # git commit of the training code
         "command": info.get("command", ""),
         "commands": info.get("commands", []),
         "init": init,
-        "init_sha256": sha256_file(init) if init else None,
+        "init_sha256": init_sha,
         "data": info.get("data"),
         "val_data": info.get("val"),
         "synthesize": info.get("synthesize", False),
@@ -155,3 +159,11 @@ def manifest_entry(output: Path, method, net_names, sha, prov, license) -> str:
         f"date = {_toml_value(prov['date'])}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _repo_relative(path: str | None) -> str | None:
+    """A config path as ``recipes/NAME.toml`` when it is a checked-in recipe, else as given."""
+    if not path:
+        return None
+    p = Path(path)
+    return f"recipes/{p.name}" if p.parent.name == "recipes" else str(p)

@@ -173,10 +173,11 @@ class StageContext:
 
 
 def _save(path: Path, obj: dict) -> None:
+    from lumen_cli.atomic import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def load_ckpt(path: Path, device="cpu") -> dict:

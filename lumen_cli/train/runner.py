@@ -49,9 +49,10 @@ def read_run(out: Path) -> dict[str, Any]:
 
 
 def write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    tmp.replace(path)
+    from lumen_cli.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=2, default=str))
 
 
 def build_run_nets(cls, settings: dict[str, Any]):
@@ -163,6 +164,8 @@ def train(
             init=str(Path(init).resolve()) if init else None,
             command=command,
             commands=[*info.get("commands", []), command],
+            config=str(Path(config).resolve()) if config else info.get("config"),
+            code=_code_commit(),
             synthesize=bool(synthesize),
             synth_from=str(synth_from) if synth_from else None,
             lumen_version=_version(),
@@ -319,6 +322,25 @@ def _dataset(st, cfg, data, normal, synthesize, synth_from, seed):
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _code_commit() -> str | None:
+    """The git commit of the lumen checkout that runs (None outside a git checkout)."""
+    import subprocess
+
+    try:
+        r = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if r.returncode != 0:
+        return None
+    return r.stdout.strip() or None
 
 
 def _version() -> str:

@@ -149,6 +149,7 @@ def register_checkpoint(
     """
     import shutil
 
+    from lumen_cli.atomic import atomic_path
     from lumen_cli.weights import manifest as mf
     from lumen_cli.weights.checkpoint import check_lumen_file, describe_nets, sha256_file
 
@@ -165,10 +166,8 @@ def register_checkpoint(
     if bundle:
         bundled = f"{name}.safetensors"
         mf.BUNDLED_DIR.mkdir(parents=True, exist_ok=True)
-        dest = mf.BUNDLED_DIR / bundled
-        tmp = dest.with_name(f".{bundled}.tmp")
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, dest)
+        with atomic_path(mf.BUNDLED_DIR / bundled) as tmp:
+            shutil.copyfile(path, tmp)
     elif same_file:  # a bundled copy of another file would fail its sha256 check
         bundled = old.bundled
     entry = WeightEntry(
