@@ -46,12 +46,12 @@ from typing import Any, ClassVar
 import torch
 
 from lumen_cli.methods.kind import official
+from lumen_cli.methods.kind.presets import PRESETS, TARGET_MEAN_L
 from lumen_cli.ops.filters import gaussian_blur
 from lumen_cli.ops.resize import shrink
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, srgb_gain
 from lumen_cli.prior.finish import finish_shadows, highlight_rolloff
 from lumen_cli.prior.tone import (
-    TONE_NET,
     anchor_detail,
     anchor_sigma,
     curves_for,
@@ -63,40 +63,9 @@ from lumen_cli.prior.tone import (
 from lumen_cli.retinex import losses as RL
 
 W_IP = 1.0  # weight of the max-RGB illumination prior in the decomposition loss
-TARGET_MEAN_L = 0.42  # median mean brightness of the sice/train references
 ALPHA_RANGE = (0.05, 30.0)
 DEFAULT_EXTRAS = {"darken_shadows": False, "blend_input": False}  # + "anchor": anchor_sigma
 ANALYZE_SIZE = 256  # the ratio estimator sees the whole image at this long side (area average)
-
-_LITE_RESTORE = [16, 32, 64, 128, 256]
-_PAPER_RESTORE = [32, 64, 128, 256, 512]
-
-
-def _preset(
-    decom_w: int, restore_w: list[int], adjust_w: int, residual: bool, tone: bool = False
-) -> dict[str, tuple[str, dict]]:
-    return ({"tone": TONE_NET} if tone else {}) | {
-        "decom": ("kind.decom", {"width": decom_w, "residual": residual}),
-        "restore": ("kind.restore", {"widths": restore_w, "convs": 2, "residual": residual}),
-        "adjust": (
-            "kind.adjust",
-            {"width": adjust_w, "convs": 3, "residual": residual}
-            | ({"base": "odds"} if residual else {}),
-        ),
-        "ratio": ("kind.ratio", {"width": 16, "size": 64, "target": TARGET_MEAN_L}),
-    }
-
-
-def _official_preset(restore: tuple[str, dict] | None, port: bool = False) -> dict:
-    """The authors' nets: no ratio estimator, no tone net; the adjustment net's last conv is
-    followed by LeakyReLU before the sigmoid (official) or not (the port)."""
-    adjust = {"width": 32, "convs": 3, "out_act": not port} | ({"slope": 0.01} if port else {})
-    return (
-        {"decom": ("kind.decom", {"width": 32} | ({"port": True} if port else {}))}
-        | ({"restore": restore} if restore else {})
-        | {"adjust": ("kind.adjust", adjust)}
-    )
-
 
 def restore_input(x, r, l_hat0, curves, noise=None):
     """(R_in, L_out): what the restoration net starts from and the illumination it is
@@ -116,16 +85,7 @@ class KinDPipeline(Pipeline):
     method: ClassVar[str] = "kind"
     size_multiple: ClassVar[int] = 16  # 5-level restoration U-Net (decom needs 4)
     memory_per_pixel: ClassVar[int] = 3072
-    presets: ClassVar[dict[str, dict[str, tuple[str, dict[str, Any]]]]] = {
-        # decom 235,876 + restore 7,760,739 + adjust 19,393 = 8,016,008 (official KinD)
-        "paper": _official_preset(("kind.restore", {"widths": _PAPER_RESTORE, "convs": 2})),
-        # restore 8,023,079 numbers with the BatchNorm statistics: 8,278,348 (official KinD++)
-        "paper-plus": _official_preset(("kind.restore_msia", {})),
-        "port": _official_preset(None, port=True),  # fenghansen/KinD-pytorch: no restore file
-        # tone 175,083 + decom 59,316 + restore 1,941,427 + adjust 19,393 + ratio 14,547
-        # = 2,209,766
-        "lite": _preset(16, _LITE_RESTORE, 32, residual=True, tone=True),
-    }
+    presets: ClassVar[dict[str, dict[str, tuple[str, dict[str, Any]]]]] = PRESETS
     default_preset: ClassVar[str] = "lite"
     exposure_doc: ClassVar[str] = (
         "KinD's light ratio: alpha = alpha0 * exposure^(1/2.2) relights L through the "
@@ -189,6 +149,7 @@ class KinDPipeline(Pipeline):
         return out | {"curves": curves, "tone_noise": tone_noise(x, curves)}
 
     def _maps(self, x: torch.Tensor, ctx: dict, opts: EnhanceOptions) -> dict[str, torch.Tensor]:
+        # 1. decompose the tile into R (3 channels) and L (1)
         r, l = self.nets["decom"](x)
         if "alpha" not in ctx:
             ctx = self.analyze(x, opts, torch.Generator())
@@ -197,6 +158,7 @@ class KinDPipeline(Pipeline):
             a = a.to(x.device).float().reshape(-1)
             return a.expand(x.shape[0]) if a.numel() == 1 and x.shape[0] > 1 else a
 
+        # 2. relight L to the ratio α (and, for --exposure, to the default ratio α0 too)
         alpha, curves = per_image(ctx["alpha"]), ctx.get("curves")
         l_hat = self.nets["adjust"](l, alpha).float()
         l_hat0 = l_hat
@@ -205,11 +167,14 @@ class KinDPipeline(Pipeline):
             l_hat0 = self.nets["adjust"](l, per_image(ctx["alpha0"])).float()
         if curves is not None:
             curves = curves.to(x.device)
+        # 3. the restoration net's input: R, or the tone-prior reflectance T(x) / L^0 (lite)
         r_in, l_out = restore_input(x, r, l_hat0, curves, ctx.get("tone_noise"))
+        # 4. restore R, keeping the tone prior's low frequencies (lite)
         r_hat = self.nets["restore"](r_in, l).float()
         if curves is not None:
             r_hat = anchor_detail(r_hat, r_in, anchor_sigma(opts))
-        if relit:  # --exposure: KinD's relighting, as the ratio adjust(L, α) / adjust(L, α0)
+        # 5. the illumination of the output; --exposure relights by adjust(L, α) / adjust(L, α0)
+        if relit:
             l_hat = l_out * l_hat / l_hat0.clamp_min(1e-3)
         else:
             l_hat = l_out
@@ -235,18 +200,19 @@ class KinDPipeline(Pipeline):
                 trunc = opts.extra.get("truncate", True)
                 return official.truncate_uint8(out) if trunc else out.clamp(0, 1)
         with torch.no_grad():
-            m = self._maps(x, ctx, opts)
+            m = self._maps(x, ctx, opts)  # steps 1-5
             r_hat = m["r_hat"]
             extras = {**DEFAULT_EXTRAS, **opts.extra}
             if extras["darken_shadows"]:  # official evaluate.py step
                 gray = RL.rgb_to_gray(m["reflectance"])
                 k = gaussian_blur(gray, 3.0)
                 r_hat = r_hat * torch.clamp(2 * k, 0, 1).sqrt()
+            # 6. recompose R^ · L^, rolling off highlights that --exposure pushed past 1
             out = highlight_rolloff(r_hat * m["l_hat"], srgb_gain(opts.exposure))
             if extras["blend_input"]:  # official evaluate.py step
                 out = m["illumination"] * x.float() + (1 - m["illumination"]) * out
             out = out.clamp(0, 1)
-            if "tone" in self.nets:  # the tone-prior pipeline (lite)
+            if "tone" in self.nets:  # 7. the shadow finish (lite)
                 out = finish_shadows(x, out, opts, region[:2])
             return out
 
