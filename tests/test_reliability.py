@@ -53,16 +53,16 @@ def img(tmp_path, dim_image):
 
 APPEAR = """
 import os
-import lumen_cli.pipelines.run as R
-_orig = R.enhance_image
-def enhance_image(*a, **k):
-    y = _orig(*a, **k)
+from lumen_cli.pipelines.registry import METHODS
+cls = METHODS["retinex"].load_class()
+_orig = cls.enhance
+def enhance(self, *a, **k):  # the output appears after lumen checked it, before it writes
     for p in os.environ["LUMEN_TEST_APPEAR"].split(os.pathsep):
         if not os.path.exists(p):
             with open(p, "w") as f:
                 f.write("precious")
-    return y
-R.enhance_image = enhance_image
+    return _orig(self, *a, **k)
+cls.enhance = enhance
 """
 
 
@@ -171,13 +171,14 @@ def test_tiny_image_through_the_runner_for_every_method():
 
 
 CRASH = """
-import lumen_cli.pipelines.run as R
-_orig = R.enhance_image
-def enhance_image(pipe, x, *a, **k):
+from lumen_cli.pipelines.registry import METHODS
+cls = METHODS["retinex"].load_class()
+_orig = cls.analyze
+def analyze(self, x, *a, **k):
     if x.shape[-1] == 33:
         raise ZeroDivisionError("simulated bug")
-    return _orig(pipe, x, *a, **k)
-R.enhance_image = enhance_image
+    return _orig(self, x, *a, **k)
+cls.analyze = analyze
 """
 
 
@@ -377,3 +378,20 @@ def test_os_errors_are_plain_words(tmp_path, img):
         r = lumen("enhance", img, "-o", ro / "o.png")
         err = err_of(r)
         assert r.returncode == 1 and "[Errno" not in err and "permission denied" in err, err
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (2, 2), (1, 50), (50, 1)])
+def test_classical_retinex_itself_copes_with_tiny_images(hw):
+    import torch
+
+    from lumen_cli.ops.filters import estimate_noise
+    from lumen_cli.pipelines.base import EnhanceOptions
+    from lumen_cli.pipelines.registry import METHODS
+
+    x = torch.rand(1, 3, *hw) * 0.3
+    assert np.isfinite(estimate_noise(x))
+    pipe = METHODS["retinex"].load_class()({})
+    ctx = pipe.analyze(x, EnhanceOptions(), torch.Generator())
+    ctx["hw"] = hw
+    y = pipe.enhance(x, ctx, (0, 0, *hw), EnhanceOptions())
+    assert y.shape == x.shape and bool(torch.isfinite(y).all())

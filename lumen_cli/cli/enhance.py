@@ -26,7 +26,8 @@ be a file (one input), a folder (input trees are mirrored), or '-' for stdout; w
 result is written next to its input with the suffix _lumen. All messages go to stderr.
 
 Exit codes: 0 all done; 1 some inputs failed (the others are written); 2 bad usage or
-configuration; 3 weights missing or not verified; 130 interrupted.
+configuration; 3 weights missing or not verified; 130 interrupted (Ctrl-C), 143 terminated
+(SIGTERM).
 """
 
 

@@ -69,6 +69,8 @@ def estimate_noise(x: torch.Tensor) -> float:
     """Noise standard deviation of an sRGB image (B,3,H,W) per channel, from the median absolute
     deviation of a Laplacian-like high-pass (Immerkaer-style); a value in [0,1] units."""
     y = x.float().flatten(0, 1).unsqueeze(1)
+    if min(y.shape[-2:]) < 3:  # 1x1, 2x2, 1xN: edges repeated so the 3x3 kernel fits
+        y = F.pad(y, (1, 1, 1, 1), mode="replicate")
     k = y.new_tensor(NOISE_KERNEL).view(1, 1, 3, 3)
     hp = F.conv2d(y, k)
     mad = hp.abs().flatten().median()
