@@ -36,6 +36,9 @@ def enhance(
     output: str = typer.Option(None, "-o", "--output", help="File, folder or '-' (stdout)."),
     method: str = method_option(),
     steps: int = typer.Option(None, "--steps", min=1, help="Sampling steps (diffusion methods)."),
+    sampler: str = typer.Option(
+        None, "--sampler", help="refusion: reverse sampler sde, ode or posterior (default)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling noise (same on any device)."),
     exposure: float = typer.Option(
         None,
@@ -119,6 +122,7 @@ def enhance(
             steps=steps,
             seed=seed,
             exposure=exposure,
+            extra={"sampler": sampler} if sampler else None,
             progress=progress,
             tile=tile_px,
             overlap=tile_overlap,

@@ -112,7 +112,7 @@ class RefusionPipeline(Pipeline):
     default_preset: ClassVar[str] = "lite"
     memory_per_pixel: ClassVar[int] = 2048
     min_overlap: ClassVar[int] = 32
-    decomposes: ClassVar[bool] = False
+    decomposes: ClassVar[bool] = False  # it overrides decompose only to say so
     schedule: ClassVar[S.IRSDESchedule] = S.irsde_schedule(50, 100, 0.005)
 
     @classmethod
@@ -231,6 +231,6 @@ def decomposing_methods() -> list[str]:
     out = []
     for name, info in registry.METHODS.items():
         cls = info.load_class()
-        if cls.decompose is not Pipeline.decompose and getattr(cls, "decomposes", True):
+        if cls.decomposes:
             out.append(name)
     return out
