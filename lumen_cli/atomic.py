@@ -26,7 +26,8 @@ from pathlib import Path
 STALE_SECONDS = 3600.0  # a temporary lives for one write; older ones are left-overs
 LEGACY_STALE_SECONDS = 600.0  # names without a pid (older lumen versions)
 _TMP = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.tmp$")
-_LEGACY_TMP = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
+# older lumen versions: ".<image name>.<hex>.tmp" (image suffixes only, not to touch others')
+_LEGACY_TMP = re.compile(r"^\..+\.(png|jpe?g|tiff?|webp|bmp)\.[0-9a-f]{8}\.tmp$", re.IGNORECASE)
 _MAX_STEM = 180  # keeps the temporary's name under the usual 255-byte limit
 
 

@@ -90,6 +90,7 @@ def test_random_sigterm_and_sigkill_leave_only_whole_files(tmp_path):
         for f in sorted(out.glob("*.png")) if out.exists() else []:
             if rng.random() < 0.5:  # drop some results so every run finds work
                 f.unlink()
+        before = set(os.listdir(out)) if out.exists() else set()
         p = _start(src, out)
         t0 = time.perf_counter()
         if mode == "any time":
@@ -97,7 +98,7 @@ def test_random_sigterm_and_sigkill_leave_only_whole_files(tmp_path):
         elif mode == "while images are written":
             time.sleep(first + rng.uniform(0.0, full - first))
         else:
-            mid_write += _wait_for_temporary(out, p, deadline=t0 + 2 * full)
+            mid_write += _wait_for_temporary(out, p, before, deadline=t0 + 2 * full)
         delay = time.perf_counter() - t0
         p.send_signal(sig)
         where = f"seed {seed}, repeat {rep}, {sig.name} {mode} ({delay:.2f} s of {full:.2f} s)"
@@ -105,7 +106,7 @@ def test_random_sigterm_and_sigkill_leave_only_whole_files(tmp_path):
         text = err.decode("utf-8", "replace")
         assert "Traceback" not in text, f"{where}\n{text}"
         done, temps = _check_outputs(out, where)
-        own = [t for t in temps if f".{p.pid}-" in t]  # others: of an earlier SIGKILL
+        own = [t for t in temps if t not in before]  # the others: of an earlier SIGKILL
         log.append((rep, sig.name, mode, round(delay, 2), p.returncode, done, len(temps)))
         if sig == signal.SIGTERM:
             # 143: handled; -15: before lumen's handler was installed or after it was removed
@@ -124,11 +125,11 @@ def test_random_sigterm_and_sigkill_leave_only_whole_files(tmp_path):
     assert mid_write > 0, "no kill landed while a temporary file existed"
 
 
-def _wait_for_temporary(out: Path, p: subprocess.Popen, deadline: float) -> bool:
-    """Poll ``out`` until a temporary of process ``p`` exists (True) or time is up (False)."""
+def _wait_for_temporary(out: Path, p: subprocess.Popen, before: set, deadline: float) -> bool:
+    """Poll ``out`` until a new temporary exists (True) or time is up (False)."""
     while time.perf_counter() < deadline and p.poll() is None:
         try:
-            if any(_is_temporary(n) and f".{p.pid}-" in n for n in os.listdir(out)):
+            if any(_is_temporary(n) and n not in before for n in os.listdir(out)):
                 return True
         except FileNotFoundError:
             pass

@@ -322,11 +322,13 @@ def test_sweep_removes_only_temporaries_of_dead_writers(tmp_path):
         ".d.png.89abcdef.tmp": False,  # older lumen's name, old: removed
         "e.png": True,
         ".hidden.tmp": True,
+        ".notes.txt.89abcdef.tmp": True,  # not an image's: another program's, old or not
     }
     for n in names:
         (tmp_path / n).write_bytes(b"x")
     old = time.time() - 2 * atomic.LEGACY_STALE_SECONDS
-    os.utime(tmp_path / ".d.png.89abcdef.tmp", (old, old))
+    for n in (".d.png.89abcdef.tmp", ".notes.txt.89abcdef.tmp"):
+        os.utime(tmp_path / n, (old, old))
     atomic.sweep(tmp_path)
     assert {n for n, keep in names.items() if keep} == set(os.listdir(tmp_path))
 
@@ -395,3 +397,15 @@ def test_classical_retinex_itself_copes_with_tiny_images(hw):
     ctx["hw"] = hw
     y = pipe.enhance(x, ctx, (0, 0, *hw), EnhanceOptions())
     assert y.shape == x.shape and bool(torch.isfinite(y).all())
+
+
+def test_unlistable_folder_is_a_message(tmp_path, monkeypatch):
+    from lumen_cli.cli import plan
+    from lumen_cli.errors import UsageError
+
+    def deny(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "iterdir", deny)
+    with pytest.raises(UsageError, match="cannot list this folder .Permission denied"):
+        plan.collect([str(tmp_path)], False, print)

@@ -170,6 +170,11 @@ def _run(argv: list[str] | None) -> int:
     except BrokenPipeError:
         _quiet_stdout()
         return 0
+    except OSError as e:  # outside any one file (per-file errors are reported by run_jobs)
+        from lumen_cli.cli.common import describe_os_error
+
+        print(f"error: {describe_os_error(e)}", file=sys.stderr)
+        return EXIT_FAILED
     except Exception as e:
         kind = _click_kind(e)
         if kind == "exit":

@@ -50,7 +50,10 @@ def collect(inputs: list[str], recursive: bool, warn) -> tuple[list[Job], list[s
             continue
         p = Path(arg)
         if p.is_dir():
-            walker = sorted(p.rglob("*")) if recursive else sorted(p.iterdir())
+            try:
+                walker = sorted(p.rglob("*")) if recursive else sorted(p.iterdir())
+            except OSError as e:
+                raise UsageError(f"{arg}: cannot list this folder ({e.strerror or e})") from None
             for f in walker:
                 if any(part.startswith(".") for part in f.relative_to(p).parts):
                     continue
