@@ -10,7 +10,8 @@ with Latent-Retinex Diffusion Models", ECCV 2024 (Sec. 3.1-3.2).
   own pyramid features between the two residual blocks of each scale (skips).
 - ``RetinexDecom`` splits a latent (B,3,h,w) into reflectance R (B,3,h,w) and illumination L
   (B,3,h,w; one sigmoid map repeated over 3 channels). Initial L = channel max, initial
-  R = latent / max; residual blocks on each; a row-wise channel cross-attention (query from L,
+  R = latent / max (max floored at 1e-4, where a latent that underflowed to 0 would make the
+  official 0/0); residual blocks on each; a row-wise channel cross-attention (query from L,
   key/value from R) gives the new R features; a channel self-attention on the L features gives
   the "content" that is added to R and subtracted from L.
 
@@ -193,7 +194,7 @@ class RetinexDecom(nn.Module):
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         l0 = z.amax(dim=1, keepdim=True)
-        r_feat = self.blocks0(self.conv0(z / l0))
+        r_feat = self.blocks0(self.conv0(z / l0.clamp_min(1e-4)))
         l_feat = self.blocks1(self.conv1(l0))
         r_feat = self.cross_attention(l_feat, r_feat)
         content = self.self_attention(l_feat)

@@ -104,6 +104,12 @@ class LightenDiffusionPipeline(Pipeline):
     default_preset = "lite"
     memory_per_pixel = 8192
     min_overlap = 64
+    exposure_doc = "a gain on the decoded output's linear light (exact sRGB curve, clipped at 1)"
+
+    def __init__(self, nets=None):
+        super().__init__(nets)
+        if "decom" in self.nets:  # the full-resolution CTDN features dominate a tile's memory
+            self.memory_per_pixel = 96 * self.nets["decom"].ReconNet.conv2.in_channels + 1024
 
     @classmethod
     def stages(cls) -> list:

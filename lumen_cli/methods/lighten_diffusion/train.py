@@ -14,16 +14,18 @@ reconstructible and decomposable into R x L. lumen's losses, all L1 unless said:
   not a paired reference of another photo) gives D(E(normal), dark's skips) ~ normal and
   D(E(dark), normal's skips) ~ dark: brightness must come from the latent and only detail from
   the skips, which is how inference uses the decoder (the sampled latent, the low image's skips);
-- latent anchor (lumen choice): E(x) ~ 8x8 average of x, so the latent is a small image and
+- latent anchor (lumen choice): E(x) ~ 8x8 average of x (clamped to [0.01, 0.99], inside the
+  sigmoid's reach), so the latent is a small image and
   R x L is a Retinex product of light, not of an arbitrary code (weight ``w_anchor``);
 - Retinex consistency R x L ~ latent (the latent as a fixed target: the decomposition fits
   it, not the reverse) for the three latents, each image's error divided by its mean latent
-  + 0.02 so dark latents keep their colour (``w_retinex``);
+  + 0.1 so dark latents keep their colour (``w_retinex``);
 - illumination smoothness: structure-aware |grad L| / max(|grad latent|, 0.01) (``w_smooth``);
 - reflectance consistency between exposures: R(E(normal)) ~ R(E(dark)) (``w_refl``);
-- weak priors towards the CTDN's own initial maps, L ~ max-RGB of the latent (rules out L = 1)
-  and R ~ latent / max-RGB (rules out the exposure-invariant but colourless R = 1 that the
-  reflectance consistency alone would reward) (``w_prior``).
+- weak priors towards the CTDN's own initial maps, L ~ max-RGB of the latent / 0.8 (rules out
+  L = 1) and R ~ latent / that L (rules out the exposure-invariant but colourless R = 1 that
+  the reflectance consistency alone rewards); the 0.8 keeps R's target off the sigmoid's
+  asymptote (``w_prior``).
 
 **Stage 2, ``lrdm``** (the latent-Retinex diffusion model, paper Sec. 3.3, as the official
 ``Net.forward``): the frozen CTDN gives z_low, (R_low, L_low) and L_normal; the U-Net learns
@@ -60,14 +62,18 @@ def darken(x: torch.Tensor, gain=(1 / 30, 1 / 3), noise=(0.0, 0.02)) -> torch.Te
     return (d + s * torch.randn_like(d)).clamp(0, 1)
 
 
-def retinex_terms(r, lum, z) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(relative |R L - z|, smoothness of L guided by z, priors |L - max_c z| + |R - z / max_c z|)
-    for latents z (B,3,h,w) and their decomposition (R, L)."""
+def retinex_terms(r, lum, z, headroom: float = 0.8):
+    """(relative |R L - z|, smoothness of L guided by z, priors) for latents z (B,3,h,w) and
+    their decomposition (R, L). The priors pull L towards max_c z / ``headroom`` (at most 1) and
+    R towards ``headroom`` z / max_c z: the CTDN's own initial maps, scaled so R's brightest
+    channel sits at ``headroom`` rather than at the sigmoid's asymptote 1 (aimed at exactly,
+    the logits grow until R saturates to a colourless constant)."""
     l1 = lum[:, :1]
     z = z.detach()  # the decomposition fits the latent, not the other way round
-    err = (r * l1 - z).abs().mean((1, 2, 3)) / (z.mean((1, 2, 3)) + 0.02)
-    zmax = z.amax(1, keepdim=True)
-    prior = RL.illumination_prior(l1, z) + (r - z / zmax.clamp_min(1e-3)).abs().mean()
+    err = (r * l1 - z).abs().mean((1, 2, 3)) / (z.mean((1, 2, 3)) + 0.1)
+    zmax = z.amax(1, keepdim=True).clamp_min(1e-3)
+    l_target = (zmax / headroom).clamp(max=1.0)
+    prior = (l1 - l_target).abs().mean() + (r - (z / l_target).clamp(max=1.0)).abs().mean()
     return err.mean(), RL.illumination_smoothness(l1, z), prior
 
 
@@ -76,7 +82,7 @@ def ctdn_loss(
     batch,
     step,
     w_anchor: float = 1.0,
-    w_retinex: float = 1.0,
+    w_retinex: float = 0.5,
     w_smooth: float = 0.05,
     w_refl: float = 0.5,
     w_prior: float = 0.1,
@@ -93,7 +99,7 @@ def ctdn_loss(
     rec = decom.decode(z, skips)
     swap = decom.decode(torch.cat([z_n, z_d]), [torch.cat(p) for p in zip(sk_d, sk_n)])
     l_rec = (rec - x).abs().mean() + (swap - torch.cat([normal, dark])).abs().mean()
-    l_anchor = (z - F.avg_pool2d(x, 8)).abs().mean()
+    l_anchor = (z - F.avg_pool2d(x, 8).clamp(0.01, 0.99)).abs().mean()
     r, lum = decom.retinex(z)
     l_ret, l_smooth, l_prior = retinex_terms(r, lum, z)
     r_n, r_d = r[low.shape[0] :].chunk(2)
@@ -152,7 +158,8 @@ def stages() -> list:
             ctdn_loss,
             data="unpaired",
             validate_full=False,
-            defaults={"steps": 3000, "lr": 5e-4, "crop": 128, "batch_size": 4},
+            # fp32: the decomposition divides by the latent's channel maximum
+            defaults={"steps": 3000, "lr": 5e-4, "crop": 128, "batch_size": 4, "precision": "fp32"},
         ),
         Stage(
             "lrdm",
