@@ -76,7 +76,7 @@ def decompose(
     pipe = setup_pipeline(method, device, precision, weights, threads)
     from lumen_cli.pipelines.base import Pipeline
 
-    if type(pipe).decompose is Pipeline.decompose:
+    if not getattr(pipe, "decomposes", True) or type(pipe).decompose is Pipeline.decompose:
         raise UsageError(f"method {method} has no Retinex decomposition (see 'lumen methods')")
 
     def dests(job):

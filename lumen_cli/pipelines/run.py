@@ -16,7 +16,7 @@ from lumen_cli.errors import ComputeError
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region
 
 TileFn = Callable[[torch.Tensor, dict, Region], dict[str, torch.Tensor]]
-MIN_SIDE = 32  # smaller images are padded to this size for the method, then cropped back
+MIN_SIDE = 64  # smaller sides are enlarged (pixels repeated) for the method, then averaged back
 
 
 def enhance_image(
@@ -72,14 +72,14 @@ def run_tiled(
     """Analyse the whole image, then run ``call`` per tile and blend the outputs.
 
     ``channels`` names the outputs and their channel counts; it may start empty and is then
-    filled by the first tile (outputs are allocated lazily). Images smaller than MIN_SIDE are
-    padded for the method and the outputs cropped back. Raises ComputeError if an output
-    holds NaN/inf after the fp32 retry.
+    filled by the first tile (outputs are allocated lazily). Sides shorter than MIN_SIDE (or a
+    pipeline's ``min_size``) are enlarged for the method, see ``_upsize``. Raises ComputeError
+    if an output holds NaN/inf after the fp32 retry.
     """
     if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
         raise ValueError(f"expected x of shape (1,3,H,W), got {tuple(x.shape)}")
-    H0, W0 = x.shape[-2:]
-    x = _pad_to_min_size(x, max(MIN_SIDE, pipe.size_multiple))
+    side = max(MIN_SIDE, pipe.size_multiple, getattr(pipe, "min_size", 0))
+    x, factors = _upsize(x, side)
     result = _run_tiled(pipe, x, opts, call, channels, tile, overlap, precision)
     for k, v in result.items():
         if not bool(torch.isfinite(v).all()):
@@ -87,19 +87,21 @@ def run_tiled(
                 f"the method gave NaN/inf values for {k!r}, even in fp32 "
                 "(damaged weights, or an input it cannot handle); nothing written"
             )
-        result[k] = v[..., :H0, :W0]
+        if factors != (1, 1):
+            result[k] = torch.nn.functional.avg_pool2d(v.double(), factors).float()
     return result
 
 
-def _pad_to_min_size(x: torch.Tensor, side: int) -> torch.Tensor:
-    """Tiny images (1x1, 2x2, 1x50 ...) are padded past their bottom/right edge by repeating
-    the last row/column up to ``side`` pixels, so every method's filters and nets have room;
-    the runner crops the outputs back."""
+def _upsize(x: torch.Tensor, side: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Tiny images (1x1, 2x2, 1x50, 24x32 ...): each pixel repeated (kh, kw) times so both sides
+    reach ``side`` and every method's filters, nets and pyramids have room; the histogram and
+    so the image-global decisions stay the same. The runner averages each (kh, kw) block of
+    the outputs back to one pixel. Returns (x or the enlarged copy, (kh, kw))."""
     H, W = x.shape[-2:]
-    ph, pw = max(0, side - H), max(0, side - W)
-    if not (ph or pw):
-        return x
-    return torch.nn.functional.pad(x.float(), (0, pw, 0, ph), mode="replicate")
+    kh, kw = -(-side // H) if H < side else 1, -(-side // W) if W < side else 1
+    if (kh, kw) == (1, 1):
+        return x, (1, 1)
+    return x.float().repeat_interleave(kh, -2).repeat_interleave(kw, -1), (kh, kw)
 
 
 def _run_tiled(pipe, x, opts, call, channels, tile, overlap, precision):
