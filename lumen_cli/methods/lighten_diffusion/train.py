@@ -25,7 +25,9 @@ reconstructible and decomposable into R x L. lumen's losses, all L1 unless said:
 - weak priors towards the CTDN's own initial maps, L ~ max-RGB of the latent / 0.8 (rules out
   L = 1) and R ~ latent / that L (rules out the exposure-invariant but colourless R = 1 that
   the reflectance consistency alone rewards); the 0.8 keeps R's target off the sigmoid's
-  asymptote (``w_prior``).
+  asymptote (``w_prior``). The prior outweighs the reflectance consistency (1 vs 0.1): a
+  darkened sRGB frame's latent does not keep the channel ratios exactly, and a strong
+  consistency term is best met by one constant colour for R.
 
 **Stage 2, ``lrdm``** (the latent-Retinex diffusion model, paper Sec. 3.3, as the official
 ``Net.forward``): the frozen CTDN gives z_low, (R_low, L_low) and L_normal; the U-Net learns
@@ -84,8 +86,8 @@ def ctdn_loss(
     w_anchor: float = 1.0,
     w_retinex: float = 0.5,
     w_smooth: float = 0.05,
-    w_refl: float = 0.5,
-    w_prior: float = 0.1,
+    w_refl: float = 0.1,
+    w_prior: float = 1.0,
 ):
     """Stage 1 loss (see the module docstring)."""
     decom = nets["decom"]
