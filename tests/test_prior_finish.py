@@ -144,3 +144,15 @@ def test_deblock_plane_strided_grid_is_anchored_to_the_image_so_tiles_agree():
         pass
     else:
         raise AssertionError("a stride that does not divide n must be refused")
+
+
+def test_colour_transforms_work_with_autograd_after_inference_mode():
+    """ops.color keeps no tensor made under torch.inference_mode (one would break training)."""
+    from lumen_cli.ops.color import rgb_to_ycbcr, ycbcr_to_rgb
+
+    x = torch.rand(1, 3, 8, 8)
+    with torch.inference_mode():
+        rgb_to_ycbcr(x), ycbcr_to_rgb(x)
+    y = x.clone().requires_grad_()
+    ycbcr_to_rgb(rgb_to_ycbcr(y)).sum().backward()
+    assert torch.allclose(y.grad, torch.ones_like(y), atol=1e-5)

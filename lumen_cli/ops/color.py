@@ -23,25 +23,29 @@ def luma(x):
 
 
 @functools.cache
-def _ycc_matrices():
+def _ycc_lists() -> tuple[list, list]:
+    """The YCbCr matrix and its inverse (float32 values) as lists: tensors are made per call,
+    so none is ever an inference-mode tensor that autograd could not use later."""
     import torch
 
     m = torch.tensor(YCBCR)
-    return m, torch.linalg.inv(m)
+    return m.tolist(), torch.linalg.inv(m).tolist()
 
 
 def rgb_to_ycbcr(x):
     """(B,3,H,W) sRGB in [0,1] -> (B,3,H,W) float32 (Y, Cb, Cr), BT.601 full range."""
     import torch
 
-    return torch.einsum("ij,bjhw->bihw", _ycc_matrices()[0].to(x.device), x.float())
+    m = torch.tensor(_ycc_lists()[0], device=x.device)
+    return torch.einsum("ij,bjhw->bihw", m, x.float())
 
 
 def ycbcr_to_rgb(ycc):
     """Inverse of ``rgb_to_ycbcr`` (not clamped)."""
     import torch
 
-    return torch.einsum("ij,bjhw->bihw", _ycc_matrices()[1].to(ycc.device), ycc.float())
+    m = torch.tensor(_ycc_lists()[1], device=ycc.device)
+    return torch.einsum("ij,bjhw->bihw", m, ycc.float())
 
 
 def _lib(x: Any):
