@@ -304,3 +304,19 @@ def test_losses_backward(lite):
         loss.backward()
         assert math.isfinite(float(loss.detach())) and logs
         assert any(p.grad is not None for p in nets[name].parameters())
+
+
+def test_latent_scale_keeps_the_autoencoder():
+    """latent_scale multiplies the latent and divides it back: same weights, same images."""
+    from lumen_cli.methods.refusion.nets import LatentUNet
+
+    torch.manual_seed(0)
+    a = LatentUNet(ch=4, ch_mult=(2, 4, 4, 8), attn=False)
+    b = LatentUNet(ch=4, ch_mult=(2, 4, 4, 8), attn=False, latent_scale=10.0)
+    b.load_state_dict(a.state_dict())
+    x = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        za, ha = a.encode(x)
+        zb, hb = b.encode(x)
+        close(zb, za * 10, 1e-5)
+        close(b.decode(zb, hb, (40, 56)), a.decode(za, ha, (40, 56)), 1e-5)

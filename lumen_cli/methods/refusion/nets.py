@@ -248,6 +248,9 @@ class LatentUNet(nn.Module):
     latent is at 1/2^(len(ch_mult)-1) of the image reflect-padded to a multiple of
     2^len(ch_mult). Paper: ch 8, ch_mult [4, 8, 8, 16], embed_dim 8, 2,007,859 parameters.
     ``attn=False`` (lumen's lite) leaves a purely local net, so it can run in strips or tiles.
+    ``latent_scale`` (lumen's lite; 1 in the paper) multiplies the latent the encoder returns
+    (and divides it back before decoding): it sets the latents' size relative to the SDE's
+    fixed noise level lambda without changing the auto-encoder's weights.
     """
 
     def __init__(
@@ -258,8 +261,10 @@ class LatentUNet(nn.Module):
         ch_mult: tuple[int, ...] = (4, 8, 8, 16),
         embed_dim: int = 8,
         attn: bool = True,
+        latent_scale: float = 1.0,
     ):
         super().__init__()
+        self.latent_scale = float(latent_scale)
         m = [1, *ch_mult]
         n = len(ch_mult)
         self.multiple = 2**n
@@ -318,14 +323,15 @@ class LatentUNet(nn.Module):
             x = attn(res2(x))
             hidden.append(x)
             x = down(x)
-        return self.latent_conv(x), hidden
+        z = self.latent_conv(x)
+        return (z if self.latent_scale == 1.0 else z * self.latent_scale), hidden
 
     def decode(
         self, z: torch.Tensor, hidden: list[torch.Tensor], hw: tuple[int, int] | None = None
     ) -> torch.Tensor:
         """Latent + skips (from ``encode``, usually of the degraded image) -> (B,out_ch,H,W),
         cropped to ``hw`` (the unpadded size; None: the padded size)."""
-        x = self.post_latent_conv(z)
+        x = self.post_latent_conv(z if self.latent_scale == 1.0 else z / self.latent_scale)
         for k, (res1, res2, attn, up) in enumerate(self.decoder):
             x = res1(torch.cat([x, hidden[-(2 * k + 1)]], dim=1))
             x = res2(torch.cat([x, hidden[-(2 * k + 2)]], dim=1))

@@ -55,7 +55,7 @@ LITE_NAF = {**PAPER_NAF, "img_channel": 8, "width": 16, "enc_blk_nums": [1, 1, 1
 LITE_AE = {**PAPER_AE, "ch_mult": [2, 4, 8, 8], "attn": False}
 DEFAULT_SAMPLER = "posterior"
 MARGIN = 32  # context (px, a multiple of 16) around a decoded tile and an encoded strip
-STRIP_PIXELS = 1 << 21  # pixels per row strip when a local auto-encoder encodes a large photo
+STRIP_PIXELS = 1 << 20  # pixels per row strip when a local auto-encoder encodes a large photo
 
 
 def has_attention(net: torch.nn.Module) -> bool:
