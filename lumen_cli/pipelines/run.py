@@ -16,7 +16,7 @@ from lumen_cli.errors import ComputeError
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region
 
 TileFn = Callable[[torch.Tensor, dict, Region], dict[str, torch.Tensor]]
-MIN_SIDE = 64  # smaller sides are enlarged (pixels repeated) for the method, then averaged back
+MIN_SIDE = 64  # a method failing on a shorter side is run again on an enlarged copy
 
 
 def enhance_image(
@@ -72,15 +72,22 @@ def run_tiled(
     """Analyse the whole image, then run ``call`` per tile and blend the outputs.
 
     ``channels`` names the outputs and their channel counts; it may start empty and is then
-    filled by the first tile (outputs are allocated lazily). Sides shorter than MIN_SIDE (or a
-    pipeline's ``min_size``) are enlarged for the method, see ``_upsize``. Raises ComputeError
-    if an output holds NaN/inf after the fp32 retry.
+    filled by the first tile (outputs are allocated lazily). Images with sides shorter than a
+    pipeline's ``min_size`` (if it declares one) are enlarged for it (see ``_upsize``); if the
+    method fails on an image with a side under MIN_SIDE, it is run again on a copy enlarged to
+    MIN_SIDE. Raises ComputeError if an output holds NaN/inf after the fp32 retry.
     """
     if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
         raise ValueError(f"expected x of shape (1,3,H,W), got {tuple(x.shape)}")
-    side = max(MIN_SIDE, pipe.size_multiple, getattr(pipe, "min_size", 0))
-    x, factors = _upsize(x, side)
-    result = _run_tiled(pipe, x, opts, call, channels, tile, overlap, precision)
+    x1, factors = _upsize(x, getattr(pipe, "min_size", 1))
+    try:
+        result = _run_tiled(pipe, x1, opts, call, channels, tile, overlap, precision)
+    except Exception:
+        if min(x1.shape[-2:]) >= MIN_SIDE:
+            raise
+        # too small for this method's filters or U-Net levels: once more with room enough
+        x1, factors = _upsize(x, max(MIN_SIDE, pipe.size_multiple))
+        result = _run_tiled(pipe, x1, opts, call, channels, tile, overlap, precision)
     for k, v in result.items():
         if not bool(torch.isfinite(v).all()):
             raise ComputeError(
