@@ -4,7 +4,6 @@ and the per-file loop with its report."""
 from __future__ import annotations
 
 import errno
-import math
 import os
 import sys
 import time
@@ -177,10 +176,12 @@ def _fail(report: Report, label: str, job: Job, e: BaseException, info: dict) ->
 
 def check_numbers(*, exposure: float | None = None, max_pixels: int | None = None) -> None:
     """Range checks typer cannot word well (NaN passes its bounds, -1 pixels printed as -0.0)."""
-    if exposure is not None and not (math.isfinite(exposure) and 0.05 <= exposure <= 8.0):
-        raise UsageError(
-            f"--exposure {exposure}: expected a number from 0.05 to 8 "
-            "(1 is the method's natural brightness)"
-        )
+    if exposure is not None:  # the one check of EnhanceOptions, worded for the flag
+        from lumen_cli.pipelines.base import check_exposure
+
+        try:
+            check_exposure(exposure)
+        except UsageError as e:
+            raise UsageError(f"--{e}") from None
     if max_pixels is not None and max_pixels < 1:
         raise UsageError(f"--max-pixels {max_pixels}: expected a positive number of pixels")
