@@ -1,8 +1,8 @@
 import torch
 
 from lumen_cli import tiling
-from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, crop_ctx
 from lumen_cli.methods.retinex.pipeline import RetinexPipeline
+from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, crop_ctx
 from lumen_cli.pipelines.run import decompose_image, enhance_image
 
 
