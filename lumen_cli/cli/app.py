@@ -80,7 +80,7 @@ app.command("compare", help=compare_mod.HELP, short_help="A contact sheet of sev
 
 def _click_kind(exc: BaseException) -> str | None:
     """'exit', 'abort', 'usage' or 'click' for click's exception classes, whether they come
-    from click itself (typer < 0.2x) or from the copy of click that newer typer vendors
+    from click itself (older typer) or from the copy of click that newer typer vendors
     (``typer._click``); None for anything else. Matched by class name along the MRO, so no
     particular module layout is assumed."""
     for cls in type(exc).__mro__:
