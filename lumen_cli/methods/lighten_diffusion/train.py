@@ -22,12 +22,15 @@ reconstructible and decomposable into R x L. lumen's losses, all L1 unless said:
   + 0.1 so dark latents keep their colour (``w_retinex``);
 - illumination smoothness: structure-aware |grad L| / max(|grad latent|, 0.01) (``w_smooth``);
 - reflectance consistency between exposures: R(E(normal)) ~ R(E(dark)) (``w_refl``);
-- weak priors towards the CTDN's own initial maps, L ~ max-RGB of the latent / 0.8 (rules out
-  L = 1) and R ~ latent / that L (rules out the exposure-invariant but colourless R = 1 that
-  the reflectance consistency alone rewards); the 0.8 keeps R's target off the sigmoid's
-  asymptote (``w_prior``). The prior outweighs the reflectance consistency (1 vs 0.1): a
-  darkened sRGB frame's latent does not keep the channel ratios exactly, and a strong
-  consistency term is best met by one constant colour for R.
+- priors towards the CTDN's own initial maps, smoothed: L ~ max-RGB of the latent blurred
+  (Gaussian, 2 latent pixels) / 0.6 (rules out L = 1, and keeps L an illumination: with the
+  unblurred max-RGB, L carried the scene's structure and stage 2's target R_low x L_normal
+  that of the unrelated normal crop) and R ~ latent / that L (rules out the
+  exposure-invariant but colourless R = 1 that the reflectance consistency alone rewards);
+  the 0.6 keeps R's target off the sigmoid's asymptote (``w_prior``). The prior outweighs
+  the reflectance consistency (1 vs 0.1): a darkened sRGB frame's latent does not keep the
+  channel ratios exactly, and a strong consistency term is best met by one constant colour
+  for R.
 
 **Stage 2, ``lrdm``** (the latent-Retinex diffusion model, paper Sec. 3.3, as the official
 ``Net.forward``): the frozen CTDN gives z_low, (R_low, L_low) and L_normal; the U-Net learns
@@ -64,16 +67,19 @@ def darken(x: torch.Tensor, gain=(1 / 30, 1 / 3), noise=(0.0, 0.02)) -> torch.Te
     return (d + s * torch.randn_like(d)).clamp(0, 1)
 
 
-def retinex_terms(r, lum, z, headroom: float = 0.8):
+def retinex_terms(r, lum, z, headroom: float = 0.6, sigma: float = 2.0):
     """(relative |R L - z|, smoothness of L guided by z, priors) for latents z (B,3,h,w) and
-    their decomposition (R, L). The priors pull L towards max_c z / ``headroom`` (at most 1) and
-    R towards ``headroom`` z / max_c z: the CTDN's own initial maps, scaled so R's brightest
-    channel sits at ``headroom`` rather than at the sigmoid's asymptote 1 (aimed at exactly,
-    the logits grow until R saturates to a colourless constant)."""
+    their decomposition (R, L). The priors pull L towards the max-RGB of z blurred (Gaussian
+    ``sigma`` latent pixels) / ``headroom`` (at most 1), a smooth illumination as in LIME, and R
+    towards z / that L (at most 1): the CTDN's own initial maps, smoothed, and scaled so R's
+    target stays off the sigmoid's asymptote 1 (aimed at exactly, the logits grow until R
+    saturates to a colourless constant)."""
+    from lumen_cli.ops.filters import gaussian_blur
+
     l1 = lum[:, :1]
     z = z.detach()  # the decomposition fits the latent, not the other way round
     err = (r * l1 - z).abs().mean((1, 2, 3)) / (z.mean((1, 2, 3)) + 0.1)
-    zmax = z.amax(1, keepdim=True).clamp_min(1e-3)
+    zmax = gaussian_blur(z.amax(1, keepdim=True), sigma).clamp_min(1e-3)
     l_target = (zmax / headroom).clamp(max=1.0)
     prior = (l1 - l_target).abs().mean() + (r - (z / l_target).clamp(max=1.0)).abs().mean()
     return err.mean(), RL.illumination_smoothness(l1, z), prior
@@ -85,7 +91,7 @@ def ctdn_loss(
     step,
     w_anchor: float = 1.0,
     w_retinex: float = 0.5,
-    w_smooth: float = 0.05,
+    w_smooth: float = 0.2,
     w_refl: float = 0.1,
     w_prior: float = 1.0,
 ):
