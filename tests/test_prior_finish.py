@@ -156,3 +156,18 @@ def test_colour_transforms_work_with_autograd_after_inference_mode():
     y = x.clone().requires_grad_()
     ycbcr_to_rgb(rgb_to_ycbcr(y)).sum().backward()
     assert torch.allclose(y.grad, torch.ones_like(y), atol=1e-5)
+
+
+def test_strided_window_idct_is_the_adjoint_of_the_strided_window_dct():
+    m = finish.dct_matrix(8)
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(1, 1, 37, 45, generator=g)
+    for s in (2, 4):
+        coef = finish.window_dct(y, m, s)
+        z = torch.randn(coef.shape, generator=g)
+        back = finish.window_idct(z, m, s)
+        h, w = back.shape[-2:]
+        assert (h, w) == ((coef.shape[-2] - 1) * s + 8, (coef.shape[-1] - 1) * s + 8)
+        torch.testing.assert_close(
+            (coef * z).sum(), (y[..., :h, :w] * back).sum(), rtol=1e-4, atol=1e-3
+        )

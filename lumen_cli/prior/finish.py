@@ -92,12 +92,19 @@ def window_dct(y: torch.Tensor, m: torch.Tensor, s: int = 1) -> torch.Tensor:
 
 def window_idct(coef: torch.Tensor, m: torch.Tensor, s: int = 1) -> torch.Tensor:
     """Overlap-add of the inverse DCTs of the windows: the adjoint of ``window_dct``,
-    (1, n², h, w) -> (1, 1, (h−1)·s+n, (w−1)·s+n)."""
+    (1, n², h, w) -> (1, 1, (h−1)·s+n, (w−1)·s+n). Stride 1 as transposed convolutions; a
+    coarser grid as matrix products plus ``F.fold`` (col2im), which oneDNN's strided transposed
+    convolution is slower than."""
     n = m.shape[0]
-    cols = F.conv_transpose2d(
-        coef, m.view(n, 1, n, 1).repeat(n, 1, 1, 1), groups=n, stride=(s, 1)
-    )
-    return F.conv_transpose2d(cols, m.view(n, 1, 1, n), stride=(1, s))
+    if s == 1:
+        cols = F.conv_transpose2d(coef, m.view(n, 1, n, 1).repeat(n, 1, 1, 1), groups=n)
+        return F.conv_transpose2d(cols, m.view(n, 1, 1, n))
+    _, _, h, w = coef.shape
+    rows_out = (h - 1) * s + n
+    a = torch.einsum("vj,uvrc->ujrc", m, coef.view(n, n, h, w)).reshape(1, n * n, h * w)
+    cols = F.fold(a, (rows_out, w), (n, 1), stride=(s, 1))  # (1, n, rows_out, w): per u
+    b = torch.einsum("ui,uhc->ihc", m, cols[0]).reshape(1, n, rows_out * w)
+    return F.fold(b, (rows_out, (w - 1) * s + n), (1, n), stride=(1, s))
 
 
 def deblock_plane(
