@@ -239,3 +239,19 @@ def test_tile_features_crop_and_interpolate():
     assert torch.equal(crop, f[..., 2:6, 1:5])
     (half,) = tile_features([f], (2, 0, 18, 16), (16, 16), (32, 48))  # half a feature pixel
     torch.testing.assert_close(half[..., 1:3, :], (f[..., 1:3, :4] + f[..., 2:4, :4]) / 2)
+
+
+@torch.no_grad()
+def test_paper_pipeline_patch_mode(fixture):
+    """opts.extra patch=128 reproduces the official 2-step patch run."""
+    from lumen_cli.methods.lldiffusion.pipeline import LLDiffusionPipeline
+    from lumen_cli.pipelines.base import EnhanceOptions
+
+    kind, conv, io = fixture
+    if kind != "lol":
+        pytest.skip("the v2 fixture has no patch mode")
+    pipe = LLDiffusionPipeline(conv.nets)
+    noise = torch.nn.functional.pad(io["patch.noise"], (0, 32, 0, 32))
+    ctx = {"noise": noise, "hw": (160, 160)}
+    opts = EnhanceOptions(steps=2, extra={"patch": 128, "grid": 16, "batch": 4})
+    close(pipe.enhance(io["patch.low"], ctx, (0, 0, 160, 160), opts), io["patch.out"])
