@@ -52,7 +52,7 @@ PAPER_NAF = {
 }
 PAPER_AE = {"in_ch": 3, "out_ch": 3, "ch": 8, "ch_mult": [4, 8, 8, 16], "embed_dim": 8}
 LITE_NAF = {**PAPER_NAF, "img_channel": 8, "width": 16, "enc_blk_nums": [1, 1, 1, 1]}
-LITE_AE = {**PAPER_AE, "ch_mult": [2, 4, 8, 8], "attn": False}
+LITE_AE = {**PAPER_AE, "ch_mult": [2, 4, 8, 8], "attn": False, "latent_scale": 10.0}
 DEFAULT_SAMPLER = "posterior"
 MARGIN = 32  # context (px, a multiple of 16) around a decoded tile and an encoded strip
 STRIP_PIXELS = 1 << 20  # pixels per row strip when a local auto-encoder encodes a large photo
