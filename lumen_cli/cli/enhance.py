@@ -103,6 +103,8 @@ def enhance(
         )
     refuse_tty_stdout(any(j.dest == STDIO for j in jobs))
     tile_px = parse_tile(tile)
+    if sampler is not None and sampler not in ("sde", "ode", "posterior"):
+        raise UsageError(f"--sampler: one of sde, ode, posterior (got {sampler!r})")
     pipe = setup_pipeline_for(method, device, precision, weights, threads)
     from lumen_cli.io.picture import DEFAULT_MAX_PIXELS
 
