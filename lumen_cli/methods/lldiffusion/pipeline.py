@@ -117,7 +117,7 @@ class LLDiffusionPipeline(Pipeline):
     presets: ClassVar = PRESETS
     default_preset = "lite"
     memory_per_pixel = 3072
-    min_overlap = 64
+    min_overlap = 128
     decomposes: ClassVar[bool] = False
 
     def __init__(self, nets=None):
