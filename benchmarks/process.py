@@ -88,6 +88,7 @@ def measure_method(
     big: tuple[str, ...] = ("12mp", "24mp"),
     batch: int = 50,
     threads: tuple[int, ...] = (),
+    weights: str | None = None,
 ) -> dict:
     """Whole-process figures of one method: median of ``runs`` after a warm-up at 512x512,
     one run each at the ``big`` sizes, a batch of ``batch`` 512x512 images in one process
@@ -97,7 +98,8 @@ def measure_method(
     if not img.exists():
         make_image(img, SIZES["512"], source)
     res: dict = {"method": method, "steps": steps}
-    cmd = lumen_cmd(method, [img], work / f"out-{method}.png", steps)
+    extra = ("--weights", weights) if weights else ()
+    cmd = lumen_cmd(method, [img], work / f"out-{method}.png", steps, extra)
     first = timed_run(cmd, env)
     if first["rc"] != 0:
         return res | {"status": f"failed (exit {first['rc']})", "note": first["stderr"][-200:]}
@@ -111,7 +113,8 @@ def measure_method(
         src = work / f"in{size}.png"
         if not src.exists():
             make_image(src, SIZES[size])
-        r = timed_run(lumen_cmd(method, [src], work / f"out-{method}-{size}.png", steps), env)
+        out = work / f"out-{method}-{size}.png"
+        r = timed_run(lumen_cmd(method, [src], out, steps, extra), env)
         res[f"s_{size}"] = r["s"] if r["rc"] == 0 else None
         res[f"rss_{size}_mb"] = r["rss_mb"]
     if batch:
@@ -121,7 +124,7 @@ def measure_method(
             for i in range(batch):
                 shutil.copyfile(img, folder / f"{i:03d}.png")
         outdir = work / f"batch-out-{method}"
-        r = timed_run(lumen_cmd(method, [folder], outdir, steps), env)
+        r = timed_run(lumen_cmd(method, [folder], outdir, steps, extra), env)
         res["batch_per_min"] = 60.0 * batch / r["s"] if r["rc"] == 0 else None
         shutil.rmtree(outdir, ignore_errors=True)
     return res | {"status": "ok"}
