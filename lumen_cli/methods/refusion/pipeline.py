@@ -110,7 +110,7 @@ class RefusionPipeline(Pipeline):
         },
     }
     default_preset: ClassVar[str] = "lite"
-    memory_per_pixel: ClassVar[int] = 2048
+    memory_per_pixel: ClassVar[int] = 4096
     min_overlap: ClassVar[int] = 32
     decomposes: ClassVar[bool] = False  # it overrides decompose only to say so
     schedule: ClassVar[S.IRSDESchedule] = S.irsde_schedule(50, 100, 0.005)
