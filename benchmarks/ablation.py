@@ -99,7 +99,6 @@ def measure(method: str, args) -> dict:
 
 def markdown(results: list[dict], command: str) -> list[str]:
     lines = [
-        MARK,
         "## Ablation: what the `lite` presets' own nets change",
         "",
         f"Written by `{command}` ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC). "
@@ -125,17 +124,7 @@ def markdown(results: list[dict], command: str) -> list[str]:
                 f"| {r['method']} | {v} | {q[0]:.2f} / {q[1]:.4f} | {d[0]:.2f} / {d[1]:.1f} dB "
                 f"| {e[0]:.2f} / {e[1]:.1f} dB |"
             )
-    return lines + [MARK]
-
-
-def replace_section(text: str, section: list[str]) -> str:
-    """``text`` with its ablation section (between the markers) replaced, or appended."""
-    block = "\n".join(section)
-    if text.count(MARK) >= 2:
-        head, _, rest = text.partition(MARK)
-        _, _, tail = rest.partition(MARK)
-        return head + block + tail
-    return text.rstrip("\n") + "\n\n" + block + "\n"
+    return lines
 
 
 def main() -> None:
@@ -155,7 +144,9 @@ def main() -> None:
     results = [measure(m, args) for m in methods if m != "retinex"]
     command = " ".join(["python benchmarks/ablation.py", shlex.join(sys.argv[1:])]).strip()
     text = args.out.read_text() if args.out.exists() else ""
-    args.out.write_text(replace_section(text, markdown(results, command)) + "\n")
+    from sections import replace_section
+
+    args.out.write_text(replace_section(text, MARK, markdown(results, command)))
     print("\n".join(markdown(results, command)))
 
 

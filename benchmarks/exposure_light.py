@@ -11,7 +11,10 @@ highlights roll off or clip. Prints a Markdown table (median and range over the 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import shlex
 import statistics
+import sys
 from pathlib import Path
 
 FACTORS = (0.5, 2.0)
@@ -41,21 +44,46 @@ def measure(method: str, files: list[Path], scale: float, steps: int | None) -> 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--methods", default="retinex,kind,diff-retinex")
+    ap.add_argument(
+        "--methods", default="retinex,kind,diff-retinex,lldiffusion,refusion,lighten-diffusion"
+    )
     ap.add_argument("--data", type=Path, default=Path("../shared/data/sice/val"))
     ap.add_argument("--limit", type=int, default=8)
     ap.add_argument("--scale", type=float, default=0.25, help="area downscale of the inputs")
     ap.add_argument("--steps", type=int, default=None, help="sampling steps (default: method's)")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent.parent / "BENCHMARKS.md")
     args = ap.parse_args()
+    from lumen_cli.errors import LumenError
     from lumen_cli.train.data import paired_files
 
     files = [lo for lo, _ in paired_files(args.data)][: args.limit]
-    print("| method | exposure 0.5: light ratio | exposure 2: light ratio |")
-    print("|---|---|---|")
+    command = " ".join(["python benchmarks/exposure_light.py", shlex.join(sys.argv[1:])])
+    lines = [
+        "## `--exposure`: linear light relative to exposure 1",
+        "",
+        f"Written by `{command.strip()}` ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} "
+        f"UTC): {len(files)} sice/val low images, area-downscaled x{args.scale:g}, fp32; the "
+        "mean linear light of the output at each exposure over that at exposure 1, median "
+        "(range) over the images. The definition asks for 0.5 and 2; above 1 the ratio falls "
+        "short where highlights roll off or clip.",
+        "",
+        "| method | exposure 0.5: light ratio | exposure 2: light ratio |",
+        "|---|---|---|",
+    ]
     for m in args.methods.split(","):
-        r = measure(m.strip(), files, args.scale, args.steps)
+        try:
+            r = measure(m.strip(), files, args.scale, args.steps)
+        except LumenError as e:
+            lines.append(f"| {m} | - | - ({str(e).splitlines()[0][:80]}) |")
+            continue
         cells = [f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})" for v in r.values()]
-        print(f"| {m} | {' | '.join(cells)} |")
+        lines.append(f"| {m} | {' | '.join(cells)} |")
+    print("\n".join(lines))
+    if args.out:
+        from sections import replace_section
+
+        text = args.out.read_text() if args.out.exists() else ""
+        args.out.write_text(replace_section(text, "<!-- exposure-light -->", lines))
 
 
 if __name__ == "__main__":

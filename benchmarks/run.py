@@ -37,7 +37,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VAL = ROOT.parent / "shared" / "data" / "sice" / "val"
 DEFAULT_LOL = ROOT.parent / "shared" / "data" / "lol" / "eval15" / "low"
 CELL = 256
-ABLATION_MARK = "<!-- ablation -->"  # the section of benchmarks/ablation.py
 SHEET_IMAGES = 3
 LOL_IMAGES = 4
 
@@ -359,9 +358,11 @@ def write_markdown(path: Path, results: list[dict], m: dict, command: str, args,
             f"script, not committed (it shows dataset images): `{sheet}`",
         ]
     text = "\n".join(lines) + "\n"
+    from sections import marked_sections
+
     old = path.read_text() if path.exists() else ""
-    if old.count(ABLATION_MARK) >= 2:  # the section benchmarks/ablation.py writes stays
-        text += "\n" + ABLATION_MARK + old.split(ABLATION_MARK)[1] + ABLATION_MARK + "\n"
+    for section in marked_sections(old):  # written by other scripts (ablation, exposure)
+        text += "\n" + section + "\n"
     path.write_text(text)
 
 

@@ -1,0 +1,34 @@
+"""Sections of BENCHMARKS.md written by scripts other than ``benchmarks/run.py``.
+
+Each such section sits between two identical marker lines (``<!-- name -->``); its script
+replaces it, and ``run.py`` (which rewrites the file) carries every marked section over.
+"""
+
+from __future__ import annotations
+
+import re
+
+MARK = re.compile(r"<!-- [a-z-]+ -->")
+
+
+def replace_section(text: str, mark: str, lines: list[str]) -> str:
+    """``text`` with the section between two ``mark`` lines replaced by ``lines`` (which do not
+    include the markers), or appended when absent."""
+    block = "\n".join([mark, *lines, mark])
+    if text.count(mark) >= 2:
+        head, _, rest = text.partition(mark)
+        _, _, tail = rest.partition(mark)
+        return head + block + tail
+    return text.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def marked_sections(text: str) -> list[str]:
+    """Every marked section of ``text``, markers included, in order."""
+    out, pos = [], 0
+    while m := MARK.search(text, pos):
+        end = text.find(m.group(0), m.end())
+        if end < 0:
+            break
+        out.append(text[m.start() : end + len(m.group(0))])
+        pos = end + len(m.group(0))
+    return out
