@@ -159,6 +159,9 @@ def main() -> None:
     ap.add_argument("--source", type=Path, default=None, help="image to crop the 512² input from")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-big", action="store_true")
+    ap.add_argument("--big", default="12mp,24mp", help="sizes beyond 512²: 12mp, 24mp")
+    ap.add_argument("--big-methods", default=None, help="only these methods get --big sizes")
+    ap.add_argument("--out", type=Path, default=None, help="BENCHMARKS.md: write a section")
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--threads", default="", help="e.g. 1,2: 512² medians per thread count")
     args = ap.parse_args()
@@ -170,13 +173,39 @@ def main() -> None:
                 Path(tmp),
                 source=args.source,
                 runs=args.runs,
-                big=() if args.no_big else ("12mp", "24mp"),
+                big=()
+                if args.no_big or (args.big_methods and m not in args.big_methods.split(","))
+                else tuple(b for b in args.big.split(",") if b),
                 batch=args.batch,
                 threads=threads,
             )
             for m in args.methods.split(",")
         ]
-    print("\n".join(markdown(results, threads)))
+    table = markdown(results, threads)
+    print("\n".join(table))
+    if args.out:
+        import datetime as dt
+        import shlex
+
+        from sections import replace_section
+
+        load = os.getloadavg()[0]
+        command = " ".join(["python benchmarks/process.py", shlex.join(sys.argv[1:])]).strip()
+        lines = [
+            "## Whole process: `lumen enhance` as a user times it",
+            "",
+            f"Written by `{command}` ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+            f"1-min load average {load:.2f} at the end). A fresh `lumen enhance` process per "
+            "run (Python start, imports, weights, reading, enhancing, writing), default steps, "
+            "default threads; s / 512² is the median of the runs after a warm-up, peak RSS from "
+            "the kernel's rusage of that process alone (as `/usr/bin/time`); 12 MP / 24 MP: one "
+            "run on a generated dim photo with the default tiling; the batch column: "
+            f"{args.batch} 512² images in one process. '-': not measured.",
+            "",
+            *table,
+        ]
+        text = args.out.read_text() if args.out.exists() else ""
+        args.out.write_text(replace_section(text, "<!-- process -->", lines))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ ABOUT = {
     "from it), the IDA at low resolution as a gain on L, x0 prediction, eta-0 DDIM "
     "(--steps 20), shadow finish and highlight roll-off; paper runs the authors' test "
     "recipe unchanged (5 DDIM steps, eta 1, the refiner on every x0; --seed repeats it)",
+    "measured": "lite with its RDA/IDA bypassed (tone base + finish) scores the same on "
+    "sice/val and differs by 0.5 of 255 per pixel; --steps and --seed move it by 0.1-0.6: "
+    "more steps do not help (BENCHMARKS.md, Ablation)",
     "paper weights": "download TDN, Diff-RDA and Diff-IDA from the authors' README "
     "(github.com/XunpengYi/Diff-Retinex, research use only), then `lumen weights convert "
     "diff-retinex model/ -o diff-retinex-paper.safetensors` and pass --weights",

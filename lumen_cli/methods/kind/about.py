@@ -10,6 +10,9 @@ ABOUT = {
     "the image, shadow finish and highlight roll-off; paper runs the authors' evaluate.py "
     "unchanged (min-max stretch, ratio 5, gray-gain fusion, blend with the input, uint8 "
     "truncation)",
+    "measured": "lite with its restoration/adjustment nets bypassed (tone base + finish) "
+    "loses 0.3 dB / 0.001 SSIM on sice/val and differs by 1.7 of 255 per pixel "
+    "(BENCHMARKS.md, Ablation)",
     "paper weights": "git clone github.com/zhangyhuaee/KinD (decomposition and adjustment "
     "nets; no licence stated), `lumen weights convert kind KinD/checkpoint -o "
     "kind-official.safetensors`, pass --weights; decompose works as is, enhance also needs "
