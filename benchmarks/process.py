@@ -1,8 +1,8 @@
 """Whole-process timing: what a user measures with ``time lumen enhance ...``.
 
 Each figure is the wall-clock time of a fresh ``lumen enhance`` process (Python start, imports,
-weights, reading, enhancing, writing) and its peak resident memory, read from the kernel's
-``rusage`` of that child alone (what ``/usr/bin/time -v`` calls "Maximum resident set size").
+weights, reading, enhancing, writing) and its peak resident memory as GNU ``time`` reports it
+(``%M``, "Maximum resident set size").
 
     python benchmarks/process.py --methods retinex,kind            # prints a markdown table
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -28,24 +29,32 @@ ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"512": (512, 512), "12mp": (3000, 4000), "24mp": (4000, 6000)}
 
 
+TIME = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
+
+
 def timed_run(cmd: list[str], env: dict | None = None, timeout: float = 1800) -> dict:
-    """Run ``cmd``; return wall seconds, peak RSS of that process (MB) and its exit code."""
+    """Run ``cmd``; return wall seconds, its peak RSS (MB) and its exit code.
+
+    The peak RSS comes from GNU time (``%M``) where installed: a forked child's high-water mark
+    starts at its parent's size on Linux, so measuring from this (larger) Python process would
+    overstate small runs; without it, the kernel's rusage of the child is used."""
+    full = [TIME, "-f", "LUMEN_MAXRSS_KB %M", *cmd] if TIME else cmd
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = t0 + timeout
-    while True:
-        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.perf_counter() > deadline:
-            p.kill()
-            _, status, ru = os.wait4(p.pid, 0)
-            break
-        time.sleep(0.005)
+    p = subprocess.Popen(full, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, err = p.communicate()
     wall = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    err = p.stderr.read().decode(errors="replace") if p.stderr else ""
-    return {"s": wall, "rss_mb": ru.ru_maxrss / 1024.0, "rc": p.returncode, "stderr": err[-500:]}
+    text = err.decode(errors="replace")
+    rss = None
+    for line in text.splitlines():
+        if line.startswith("LUMEN_MAXRSS_KB "):
+            rss = int(line.split()[1]) / 1024.0
+    if rss is None:
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    return {"s": wall, "rss_mb": rss, "rc": p.returncode, "stderr": text[-500:]}
 
 
 def make_image(path: Path, hw: tuple[int, int], source: Path | None = None, seed: int = 0) -> Path:
@@ -197,8 +206,8 @@ def main() -> None:
             f"Written by `{command}` ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
             f"1-min load average {load:.2f} at the end). A fresh `lumen enhance` process per "
             "run (Python start, imports, weights, reading, enhancing, writing), default steps, "
-            "default threads; s / 512² is the median of the runs after a warm-up, peak RSS from "
-            "the kernel's rusage of that process alone (as `/usr/bin/time`); 12 MP / 24 MP: one "
+            "default threads; s / 512² is the median of the runs after a warm-up, peak RSS as GNU "
+            "`time` reports it (`%M`); 12 MP / 24 MP: one "
             "run on a generated dim photo with the default tiling; the batch column: "
             f"{args.batch} 512² images in one process. '-': not measured.",
             "",

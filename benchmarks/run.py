@@ -378,8 +378,8 @@ def _process_markdown(results: list[dict]) -> list[str]:
         "",
         "`benchmarks/process.py`: a fresh `lumen enhance` process per run (Python start, "
         "imports, weights, reading, enhancing, writing), default steps; s / 512² is the median "
-        "of 3 runs after a warm-up, peak RSS from the kernel's rusage of that process alone "
-        "(as `/usr/bin/time`); 12 MP and 24 MP are one run of a generated dim photo with the "
+        "of 3 runs after a warm-up, peak RSS as GNU `time` reports "
+        "it (`%M`); 12 MP and 24 MP are one run of a generated dim photo with the "
         "default tiling; the batch column is 50 512² images in one process.",
         "",
         *markdown(rows),
