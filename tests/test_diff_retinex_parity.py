@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.parity import close
+
 FIXTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "parity" / "diff-retinex"
 FILES = {
     "tdn": "model/Diff_TDN/weights/checkpoint_LOL_Diff_TDN.pth",
@@ -22,15 +24,6 @@ FILES = {
 pytestmark = pytest.mark.skipif(
     not (FIXTURE / "io.safetensors").is_file(), reason="parity fixture ../shared not present"
 )
-
-
-def close(out: torch.Tensor, ref: torch.Tensor, what: str) -> None:
-    """The project's parity tolerance: |out - ref| <= 1e-4 * max(1, max |ref|), fp32."""
-    out, ref = out.detach().float(), ref.float()
-    assert out.shape == ref.shape, f"{what}: shape {tuple(out.shape)} vs {tuple(ref.shape)}"
-    tol = 1e-4 * max(1.0, float(ref.abs().max()))
-    err = float((out - ref).abs().max())
-    assert err <= tol, f"{what}: max |diff| {err:.3g} > {tol:.3g}"
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from lumen_cli.pipelines.base import EnhanceOptions
 from lumen_cli.pipelines.load import load_pipeline
 from lumen_cli.pipelines.run import decompose_image, enhance_image
 from lumen_cli.weights.convert import convert
+from tests.parity import close
 from tests.test_tf_bundle import write_bundle
 
 FIX = Path(__file__).resolve().parents[1] / ".." / "shared" / "parity" / "kind"
@@ -35,13 +36,6 @@ pytestmark = pytest.mark.skipif(
 KIND = {"decom": "tf/decom_net_train", "adjust": "tf/illumination_adjust_net_train"}
 PLUS = {"decom": "tf_kindpp/decom_model", "adjust": "tf_kindpp/illu_model"}
 SIZES = {"kind": ("64x64", "63x65"), "plus": ("64x64", "60x64")}
-
-
-def close(got: torch.Tensor, ref: torch.Tensor, what: str) -> None:
-    assert got.shape == ref.shape, (what, got.shape, ref.shape)
-    tol = 1e-4 * max(1.0, ref.abs().max().item())
-    err = (got.float() - ref).abs().max().item()
-    assert err <= tol, f"{what}: max error {err:.3g} > {tol:.3g}"
 
 
 def record(mods: dict) -> tuple[dict, list]:

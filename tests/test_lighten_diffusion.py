@@ -20,20 +20,12 @@ from lumen_cli.methods.lighten_diffusion.pipeline import (
     latent_window,
 )
 from lumen_cli.nets.registry import build_net
+from tests.parity import close
 
 FIXTURE = Path(__file__).resolve().parents[1].parent / "shared" / "parity" / "lighten-diffusion"
 needs_fixture = pytest.mark.skipif(
     not (FIXTURE / "io.safetensors").is_file(), reason="parity fixture ../shared not present"
 )
-
-
-def close(out: torch.Tensor, ref: torch.Tensor, what: str = "") -> None:
-    """The project's parity tolerance: |out - ref| <= 1e-4 * max(1, max |ref|), fp32."""
-    out, ref = out.detach().float(), ref.float()
-    assert out.shape == ref.shape, f"{what}: shape {tuple(out.shape)} vs {tuple(ref.shape)}"
-    tol = 1e-4 * max(1.0, float(ref.abs().max()))
-    err = float((out - ref).abs().max())
-    assert err <= tol, f"{what}: max |diff| {err:.3g} > {tol:.3g}"
 
 
 @pytest.fixture(scope="module")

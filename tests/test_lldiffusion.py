@@ -15,16 +15,11 @@ from lumen_cli.methods.lldiffusion import sampling as S
 from lumen_cli.methods.lldiffusion.nets import DegEncoder, colour_map, eps_model
 from lumen_cli.methods.lldiffusion.presets import PRESETS
 from lumen_cli.nets.registry import build_net
+from tests.parity import close
 
 PARITY = Path(__file__).resolve().parents[1].parent / "shared" / "parity" / "lldiffusion"
 FILES = {"lol": ("LOL/best-355-23.32.pth", "io.safetensors"),
          "v2": ("lol-v2-real/best-5499-24.10.pth", "io_v2.safetensors")}  # fmt: skip
-
-
-def close(a: torch.Tensor, ref: torch.Tensor) -> None:
-    tol = 1e-4 * max(1.0, float(ref.abs().max()))
-    err = float((a.float() - ref.float()).abs().max())
-    assert err <= tol, f"max abs err {err:.3g} > {tol:.3g}"
 
 
 @pytest.fixture(scope="module", params=["lol", "v2"])

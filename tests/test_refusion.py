@@ -16,18 +16,13 @@ from lumen_cli.errors import UsageError
 from lumen_cli.methods.refusion import convert as C
 from lumen_cli.methods.refusion.pipeline import RefusionPipeline, encode_latent
 from lumen_cli.pipelines.base import EnhanceOptions
+from tests.parity import close
 
 PARITY = Path(__file__).resolve().parents[1].parent / "shared" / "parity" / "refusion"
 PIXEL, LATENT_NET, LATENT_AE = (
     "refusion.pth", "latent-reffusion-dehazing.pth", "latent-dehazing.pth"
 )  # fmt: skip
 SCHED = S.irsde_schedule(50, 100, 0.005)
-
-
-def close(a: torch.Tensor, ref: torch.Tensor, rel: float = 1e-4) -> None:
-    tol = rel * max(1.0, float(ref.abs().max()))
-    err = float((a.float() - ref.float()).abs().max())
-    assert err <= tol, f"max abs err {err:.3g} > {tol:.3g}"
 
 
 def _need_fixture() -> None:
@@ -61,7 +56,7 @@ def latent():
 
 def test_schedule(io):
     for k in ("thetas", "sigmas", "thetas_cumsum", "sigma_bars"):
-        close(getattr(SCHED, k), io[f"sde.{k}"], 1e-5)
+        close(getattr(SCHED, k), io[f"sde.{k}"], rel=1e-5)
     assert SCHED.dt == pytest.approx(float(io["sde.dt"]), rel=1e-6)
     assert SCHED.max_sigma == pytest.approx(float(io["sde.max_sigma"]), rel=1e-6)
 
@@ -208,8 +203,8 @@ def test_optimal_reverse_step_recovers_x0():
     x = S.marginal_mean(x0, mu, SCHED, 100)
     for t in range(100, 0, -1):
         x = S.optimal_reverse_step(x, x0, mu, SCHED, t)
-        close(x, S.marginal_mean(x0, mu, SCHED, t - 1), 1e-4)
-    close(x, x0, 1e-4)
+        close(x, S.marginal_mean(x0, mu, SCHED, t - 1), rel=1e-4)
+    close(x, x0, rel=1e-4)
 
 
 @pytest.mark.parametrize("sampler", S.SAMPLERS)
@@ -267,7 +262,7 @@ def test_strip_encoding_matches_whole(lite, monkeypatch):
         monkeypatch.setattr(P, "STRIP_PIXELS", 96 * 32)
         strips = encode_latent(ae, x)
     assert strips.shape == whole.shape
-    close(strips, whole, 1e-3)
+    close(strips, whole, rel=1e-3)
 
 
 @pytest.mark.parametrize("sampler", ["sde", "ode"])
@@ -318,5 +313,5 @@ def test_latent_scale_keeps_the_autoencoder():
     with torch.no_grad():
         za, ha = a.encode(x)
         zb, hb = b.encode(x)
-        close(zb, za * 10, 1e-5)
-        close(b.decode(zb, hb, (40, 56)), a.decode(za, ha, (40, 56)), 1e-5)
+        close(zb, za * 10, rel=1e-5)
+        close(b.decode(zb, hb, (40, 56)), a.decode(za, ha, (40, 56)), rel=1e-5)
