@@ -188,7 +188,7 @@ class LLDiffusionPipeline(Pipeline):
         if self.lite:
             from lumen_cli.prior.finish import finish_shadows
 
-            out = finish_shadows(x.float(), out, opts)
+            out = finish_shadows(x.float(), out, opts, region[:2])
         return self._exposure(out, opts.exposure)
 
     def _patch_sample(self, cond, noise, a_bar, pairs, opts, done):
