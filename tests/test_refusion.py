@@ -233,10 +233,19 @@ def test_timesteps():
 
 
 # -- pipeline ---------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def lite():
+def _built(preset: str) -> RefusionPipeline:
+    """An untrained preset; a residual decoder's zero-initialised last conv gets random weights
+    (else its output would be T(x) whatever the latent)."""
     torch.manual_seed(0)
-    return RefusionPipeline(RefusionPipeline.build_nets("lite"))
+    pipe = RefusionPipeline(RefusionPipeline.build_nets(preset))
+    if pipe.nets["ae"].residual:
+        torch.nn.init.normal_(pipe.nets["ae"].final_conv.weight, std=0.05)
+    return pipe
+
+
+@pytest.fixture(scope="module", params=["lite", "lite-input"])
+def lite(request):
+    return _built(request.param)
 
 
 def test_lite_seeded_and_tiled(lite):
@@ -315,3 +324,87 @@ def test_latent_scale_keeps_the_autoencoder():
         zb, hb = b.encode(x)
         close(zb, za * 10, rel=1e-5)
         close(b.decode(zb, hb, (40, 56)), a.decode(za, ha, (40, 56)), rel=1e-5)
+
+
+# -- lite: mu = the latent of the tone prior's T(x) (lumen addition) ---------------------------
+def test_lite_presets_nets():
+    assert set(RefusionPipeline.build_nets("lite")) == {"tone", "ae", "noise"}
+    assert set(RefusionPipeline.build_nets("lite-input")) == {"ae", "noise"}
+    nets = RefusionPipeline.build_nets("lite")
+    assert nets["noise"].prediction == "x0" and nets["ae"].residual
+    assert RefusionPipeline.build_nets("paper-latent")["noise"].prediction == "noise"
+
+
+def test_untrained_residual_decoder_returns_the_mean_image():
+    """An untrained lite pipeline returns T(x): mu's decoder starts at zero, so what the nets
+    add is measurable against T(x) alone (``extra["stop"] = "mean"``)."""
+    from lumen_cli.prior.tone import curves_for, tone_noise, toned
+
+    torch.manual_seed(0)
+    pipe = RefusionPipeline(RefusionPipeline.build_nets("lite"))
+    x = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(1)) * 0.3
+    region = (0, 0, 48, 64)
+    with torch.no_grad():
+        curves = curves_for(pipe.nets, x)
+        want = toned(x, curves, noise=tone_noise(x, curves)).clamp(0, 1)
+    for extra in ({"stop": "mean"}, {"stop": "autoencoder"}, {}):
+        out = pipe.enhance(x, {}, region, EnhanceOptions(steps=2, extra=extra))
+        assert out.shape == x.shape
+        close(out, want, rel=1e-5)
+
+
+def test_stop_autoencoder_skips_the_sde(lite):
+    x = torch.rand(1, 3, 32, 48, generator=torch.Generator().manual_seed(2)) * 0.3
+    region = (0, 0, 32, 48)
+    a = lite.enhance(x, {}, region, EnhanceOptions(steps=2, seed=1, extra={"stop": "autoencoder"}))
+    b = lite.enhance(x, {}, region, EnhanceOptions(steps=2, seed=2, extra={"stop": "autoencoder"}))
+    c = lite.enhance(x, {}, region, EnhanceOptions(steps=2, seed=1))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_x0_prediction_gives_the_noise_of_its_x0():
+    """predict(): a net predicting x0 - mu gives the eps whose x0 estimate is that x0."""
+    from lumen_cli.methods.refusion.nets import ConditionalNAFNet
+    from lumen_cli.methods.refusion.train import predict
+
+    torch.manual_seed(0)
+    net = ConditionalNAFNet(img_channel=8, width=8, enc_blk_nums=(1, 1), prediction="x0")
+    x_t, mu = torch.randn(2, 8, 16, 16) * 3, torch.randn(2, 8, 16, 16) * 3
+    for t in (1, 37, 100):
+        tt = torch.full((2,), t)
+        with torch.no_grad():
+            eps, x0 = predict(net, x_t, mu, tt, SCHED)
+            close(x0, mu + net(x_t, mu, tt), rel=1e-6)
+            close(S.x0_from_noise(x_t, mu, eps, SCHED, tt), x0, rel=1e-3)
+    with pytest.raises(ValueError):
+        ConditionalNAFNet(prediction="v")
+
+
+def test_residual_decoder_needs_its_base():
+    from lumen_cli.methods.refusion.nets import LatentUNet
+
+    ae = LatentUNet(ch=4, ch_mult=(2, 4, 4, 8), attn=False, residual=True)
+    x = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        z, h = ae.encode(x)
+        close(ae.decode(z, h, (40, 56), base=x), x, rel=1e-6)  # zero-initialised last conv
+        with pytest.raises(ValueError):
+            ae.decode(z, h, (40, 56))
+
+
+def test_strip_encoding_of_the_toned_image(monkeypatch):
+    """encode_latent(ae, x, m) in strips matches the whole image's latent of m(x) for a local
+    m, here the tone prior's T with fixed curves."""
+    from lumen_cli.methods.refusion import pipeline as P
+    from lumen_cli.prior.tone import curves_for, toned
+
+    pipe = _built("lite")
+    x = torch.rand(1, 3, 200, 96, generator=torch.Generator().manual_seed(6)) * 0.3
+    with torch.no_grad():
+        curves = curves_for(pipe.nets, x)
+        m = lambda img: toned(img, curves, noise=0.01)  # noqa: E731
+        whole = pipe.nets["ae"].encode(m(x))[0]
+        monkeypatch.setattr(P, "STRIP_PIXELS", 96 * 32)
+        strips = encode_latent(pipe.nets["ae"], x, m)
+    assert strips.shape == whole.shape
+    close(strips, whole, rel=5e-3)  # T's chroma blur (σ 3 px) also sees the strip's edge

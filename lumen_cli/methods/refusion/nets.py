@@ -110,6 +110,10 @@ class ConditionalNAFNet(nn.Module):
     (the raw integer index 1..T). Maps are zero-padded to a multiple of 2^len(enc_blk_nums)
     and cropped back. Paper (pixel): width 64, enc [1, 1, 1, 28], middle 1, dec [1, 1, 1, 1],
     76,608,387 parameters.
+
+    ``prediction`` says what the output means (the net itself is the same): ``"noise"`` (the
+    paper: ε of x_t) or ``"x0"`` (lumen's lite: x_0 − μ, the clean end relative to the mean;
+    ``train.predict`` turns it into ε for the samplers).
     """
 
     def __init__(
@@ -120,10 +124,14 @@ class ConditionalNAFNet(nn.Module):
         middle_blk_num: int = 1,
         dec_blk_nums: tuple[int, ...] = (1, 1, 1, 1),
         global_skip: bool = False,
+        prediction: str = "noise",
     ):
         super().__init__()
+        if prediction not in ("noise", "x0"):
+            raise ValueError(f"prediction must be 'noise' or 'x0', got {prediction!r}")
         temb = 4 * width
         self.global_skip = global_skip
+        self.prediction = prediction
         self.time_mlp = nn.Sequential(
             SinusoidalEmbedding(width), nn.Linear(width, 2 * temb), SimpleGate(),
             nn.Linear(temb, temb),
@@ -251,6 +259,9 @@ class LatentUNet(nn.Module):
     ``latent_scale`` (lumen's lite; 1 in the paper) multiplies the latent the encoder returns
     (and divides it back before decoding): it sets the latents' size relative to the SDE's
     fixed noise level lambda without changing the auto-encoder's weights.
+    ``residual`` (lumen's lite; False in the paper): the decoder's output is added to the image
+    whose skips it decodes with (``decode``'s ``base``); its last conv starts at zero, so an
+    untrained decoder returns that image.
     """
 
     def __init__(
@@ -262,9 +273,11 @@ class LatentUNet(nn.Module):
         embed_dim: int = 8,
         attn: bool = True,
         latent_scale: float = 1.0,
+        residual: bool = False,
     ):
         super().__init__()
         self.latent_scale = float(latent_scale)
+        self.residual = bool(residual)
         m = [1, *ch_mult]
         n = len(ch_mult)
         self.multiple = 2**n
@@ -302,6 +315,9 @@ class LatentUNet(nn.Module):
         self.latent_conv = nn.Conv2d(ch * m[-1], embed_dim, 1, bias=False)
         self.post_latent_conv = nn.Conv2d(embed_dim, ch * m[-1], 1, bias=False)
         self.final_conv = nn.Conv2d(ch, out_ch, 3, padding=1)
+        if self.residual:
+            nn.init.zeros_(self.final_conv.weight)
+            nn.init.zeros_(self.final_conv.bias)
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
         """Reflect-pad right/bottom to a multiple of 2^len(ch_mult)."""
@@ -327,16 +343,25 @@ class LatentUNet(nn.Module):
         return (z if self.latent_scale == 1.0 else z * self.latent_scale), hidden
 
     def decode(
-        self, z: torch.Tensor, hidden: list[torch.Tensor], hw: tuple[int, int] | None = None
+        self,
+        z: torch.Tensor,
+        hidden: list[torch.Tensor],
+        hw: tuple[int, int] | None = None,
+        base: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Latent + skips (from ``encode``, usually of the degraded image) -> (B,out_ch,H,W),
-        cropped to ``hw`` (the unpadded size; None: the padded size)."""
+        cropped to ``hw`` (the unpadded size; None: the padded size). ``residual`` nets add
+        ``base``, the image the skips were encoded from (B,out_ch,H,W), padded here."""
         x = self.post_latent_conv(z if self.latent_scale == 1.0 else z / self.latent_scale)
         for k, (res1, res2, attn, up) in enumerate(self.decoder):
             x = res1(torch.cat([x, hidden[-(2 * k + 1)]], dim=1))
             x = res2(torch.cat([x, hidden[-(2 * k + 2)]], dim=1))
             x = up(attn(x))
         x = self.final_conv(x + hidden[0])
+        if self.residual:
+            if base is None:
+                raise ValueError("a residual LatentUNet decodes with base= (the skips' image)")
+            x = x + self.pad(base.to(x.dtype))
         return x if hw is None else x[..., : hw[0], : hw[1]]
 
     def forward(
@@ -348,9 +373,9 @@ class LatentUNet(nn.Module):
         hw = x.shape[-2:]
         if replace_with is None:
             z, hidden = self.encode(x)
-            return self.decode(z, hidden, hw)
+            return self.decode(z, hidden, hw, base=x)
         b = x.shape[0]
         z, hidden = self.encode(torch.cat([x, replace_with], 0))
         skips = [torch.cat([h[:b], h[:b]], 0) for h in hidden]
-        out = self.decode(z, skips, hw)
+        out = self.decode(z, skips, hw, base=torch.cat([x, x], 0))
         return out[:b], out[b:]

@@ -4,14 +4,16 @@ The degraded photo is the mean mu of a mean-reverting SDE; sampling starts at mu
 runs the SDE backwards to the clean image (``lumen_cli.diffusion.sde``). Recipe for one image
 x (1,3,H,W) in [0,1], sRGB::
 
-    latent presets (lite, paper-latent):
+    latent presets (lite, lite-input, paper-latent):
       analyze (whole image):
-        1. mu   = ae.encode(x).latent                 # 1/8 size; in row strips when local
+        0. lite: curves = tone(x), m(.) = T(.) with them   # lumen's tone prior; else m(x) = x
+        1. mu   = ae.encode(m(x)).latent              # 1/8 size; in row strips when local
         2. x_T  = mu + lambda z,  z from the CPU generator (--seed)
         3. z_0  = reverse SDE / ODE / posterior sampler on the whole latent, N steps
       per tile:
-        4. hidden = ae.encode(window).hidden          # the degraded image's skips
+        4. hidden = ae.encode(m(window)).hidden       # the skips of the (toned) input
         5. out    = ae.decode(z_0[window], hidden)     # window: the tile plus a margin, aligned
+                    (+ m(window) in lite: its decoder is residual)
     pixel preset (paper):
       analyze: z = N(0, I) for the whole image; per tile: x_T = x + lambda z[tile], the
       sampler on the tile (its per-step noise is drawn for the whole image and cropped).
@@ -24,10 +26,18 @@ refusion``). ``lite`` (lumen's, trained here on SICE) is a latent model: a 0.83 
 auto-encoder without attention (ch 8, ch_mult [2, 4, 8, 8]; a local net, so the latent of a
 large photo is encoded in strips and its decoder runs per tile) and a width-16 NAFNet. Its
 SDE runs on the whole picture at 1/8 size, so tiles agree with the untiled run and the step
-count barely changes the time of large photos.
+count barely changes the time of large photos. Lumen additions in ``lite``: the SDE's mean is
+the latent of the tone prior's image T(x) (``lumen_cli.prior.tone``, whole-image curves; the
+paper's mu is the degraded input), the decoder is residual on T(x), and the noise net
+predicts x_0 - mu (``train.predict``). ``lite-input`` is the same without the tone prior
+(mu = the input's latent, noise prediction): the ablation, and the layout of the first
+refusion-lite file.
 
 ``opts.extra["sampler"]``: ``sde`` (Euler–Maruyama, the paper's), ``ode`` or ``posterior``;
 ``opts.steps``: evenly spaced steps out of T = 100 (``DEFAULT_SAMPLER``, ``default_steps``).
+``opts.extra["stop"]`` (diagnostics, to measure what each part adds): ``"mean"`` returns the
+image the SDE's mean is encoded from (T(x) in lite, x otherwise) and ``"autoencoder"`` decodes
+the mean's own latent (no sampling).
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ from lumen_cli.diffusion import sde as S
 from lumen_cli.errors import UsageError
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx
 from lumen_cli.prior.finish import highlight_rolloff
+from lumen_cli.prior.tone import TONE_NET
 
 PAPER_NAF = {
     "img_channel": 3,
@@ -53,6 +64,10 @@ PAPER_NAF = {
 PAPER_AE = {"in_ch": 3, "out_ch": 3, "ch": 8, "ch_mult": [4, 8, 8, 16], "embed_dim": 8}
 LITE_NAF = {**PAPER_NAF, "img_channel": 8, "width": 16, "enc_blk_nums": [1, 1, 1, 1]}
 LITE_AE = {**PAPER_AE, "ch_mult": [2, 4, 8, 8], "attn": False, "latent_scale": 10.0}
+LITE_INPUT = {
+    "noise": ("refusion.nafnet", {**LITE_NAF, "global_skip": True}),
+    "ae": ("refusion.unet", LITE_AE),
+}
 DEFAULT_SAMPLER = "posterior"
 MARGIN = 32  # context (px, a multiple of 16) around a decoded tile and an encoded strip
 STRIP_PIXELS = 1 << 20  # pixels per row strip when a local auto-encoder encodes a large photo
@@ -68,20 +83,25 @@ def _ceil(n: int, m: int) -> int:
     return -(-n // m) * m
 
 
-def encode_latent(ae, x: torch.Tensor) -> torch.Tensor:
-    """The latent of the whole image (B,C,H/8,W/8 of the 16-padded size). A local auto-encoder
-    (no attention) runs on row strips with MARGIN rows of context, bounding memory."""
+def _same(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def encode_latent(ae, x: torch.Tensor, mean_image=_same) -> torch.Tensor:
+    """The latent of ``mean_image(x)`` for the whole image (B,C,H/8,W/8 of the 16-padded size;
+    ``mean_image`` a local map, e.g. the tone prior's T). A local auto-encoder (no attention)
+    runs on row strips with MARGIN rows of context, bounding memory."""
     H, W = x.shape[-2:]
     m, f = ae.multiple, ae.multiple // 2
     Hp, Wp = _ceil(H, m), _ceil(W, m)
     rows = max(m, (STRIP_PIXELS // Wp) // m * m)
     if has_attention(ae) or Hp <= rows + 2 * MARGIN:
-        return ae.encode(x)[0]
+        return ae.encode(mean_image(x))[0]
     parts = []
     for sy0 in range(0, Hp, rows):
         sy1 = min(Hp, sy0 + rows)
         wy0, wy1 = max(0, sy0 - MARGIN), min(Hp, sy1 + MARGIN)
-        z = ae.encode(tiling.extract(x, wy0, 0, wy1, Wp))[0]
+        z = ae.encode(mean_image(tiling.extract(x, wy0, 0, wy1, Wp)))[0]
         parts.append(z[..., (sy0 - wy0) // f : (sy1 - wy0) // f, :])
     return torch.cat(parts, dim=-2)
 
@@ -105,9 +125,11 @@ class RefusionPipeline(Pipeline):
             "ae": ("refusion.unet", PAPER_AE),
         },
         "lite": {
-            "noise": ("refusion.nafnet", {**LITE_NAF, "global_skip": True}),
-            "ae": ("refusion.unet", LITE_AE),
+            "tone": TONE_NET,
+            "noise": ("refusion.nafnet", {**LITE_NAF, "global_skip": True, "prediction": "x0"}),
+            "ae": ("refusion.unet", {**LITE_AE, "residual": True}),
         },
+        "lite-input": LITE_INPUT,
     }
     default_preset: ClassVar[str] = "lite"
     memory_per_pixel: ClassVar[int] = 4096
@@ -137,10 +159,12 @@ class RefusionPipeline(Pipeline):
         return sampler, steps
 
     def _run_sde(self, mu, x_T, sampler, steps, noise_fn, opts) -> torch.Tensor:
+        from lumen_cli.methods.refusion.train import predict
+
         net = self.nets["noise"]
 
         def model_fn(x_t: torch.Tensor, t: int) -> torch.Tensor:
-            return net(x_t, mu, t)
+            return predict(net, x_t, mu, t, self.schedule)[0]
 
         def report(i: int, n: int, _x) -> None:
             opts.report("sampling", i, n)
@@ -152,13 +176,19 @@ class RefusionPipeline(Pipeline):
         image); pixel: 'noise' (1,3,H,W) start noise and 'seed' of the per-step noises."""
         sampler, steps = self._settings(opts)
         ctx: dict[str, Any] = {"image": x, "sampler": sampler, "steps": steps}
+        if "tone" in self.nets:  # lite: the tone prior's curves and T(x)'s noise level
+            from lumen_cli.prior.tone import curves_for, tone_noise
+
+            with torch.no_grad():
+                curves = curves_for(self.nets, x.to(self.device).float())
+                ctx.update(curves=curves, tone_noise=tone_noise(x, curves))
         if not self.latent:
             ctx["noise"] = torch.randn(x.shape, generator=generator, dtype=torch.float32)
             ctx["seed"] = int(torch.randint(0, 2**62, (1,), generator=generator))
             return ctx
         with torch.no_grad():
             # 1. the degraded image's latent: the SDE's mean
-            mu = encode_latent(self.nets["ae"], x.to(self.device)).float()
+            mu = encode_latent(self.nets["ae"], x.to(self.device), self._mean_fn(ctx)).float()
 
             # 2. x_T = mu + lambda z, every noise drawn on the CPU from the run's generator
             def draw(_i: int = 0) -> torch.Tensor:
@@ -166,8 +196,23 @@ class RefusionPipeline(Pipeline):
 
             x_T = S.start_state(mu, self.schedule, draw())
             # 3. the reverse process on the whole latent
-            ctx["latent"] = self._run_sde(mu, x_T, sampler, steps, draw, opts)
+            if opts.extra.get("stop") == "autoencoder":  # diagnostics: no SDE, z_0 = mu
+                ctx["latent"] = mu
+            else:
+                ctx["latent"] = self._run_sde(mu, x_T, sampler, steps, draw, opts)
         return ctx
+
+    def _mean_fn(self, ctx: dict):
+        """The local map m from image to the image the SDE's mean is encoded from: the tone
+        prior's T with the whole image's curves and noise level (lite), else the identity."""
+        if "curves" not in ctx:
+            return _same
+        from lumen_cli.prior.tone import toned
+
+        def m(img: torch.Tensor) -> torch.Tensor:
+            return toned(img.float(), ctx["curves"].to(img.device), noise=ctx["tone_noise"])
+
+        return m
 
     def _decode_region(self, x: torch.Tensor, ctx: dict, region: Region) -> torch.Tensor:
         """Steps 4-5: decode the sampled latent over ``region`` with the skips of a window
@@ -181,9 +226,10 @@ class RefusionPipeline(Pipeline):
         wy1 = min(_ceil(H, m), wy0 + _ceil(ye + MARGIN - wy0, m))
         wx1 = min(_ceil(W, m), wx0 + _ceil(xe + MARGIN - wx0, m))
         window = tiling.extract(full, wy0, wx0, wy1, wx1).to(x.device, torch.float32)
+        window = self._mean_fn(ctx)(window)
         _, hidden = ae.encode(window)
         z = ctx["latent"][..., wy0 // f : wy1 // f, wx0 // f : wx1 // f].to(x.device)
-        out = ae.decode(z.to(hidden[0].dtype), hidden).float()
+        out = ae.decode(z.to(hidden[0].dtype), hidden, base=window).float()
         out = out[..., y0 - wy0 : ye - wy0, x0 - wx0 : xe - wx0]
         return F.pad(out, (0, x1 - xe, 0, y1 - ye), mode="replicate")
 
@@ -210,7 +256,9 @@ class RefusionPipeline(Pipeline):
         if "sampler" not in ctx:  # called without the runner: the tile is the whole image
             ctx = {**self.analyze(x, opts, torch.Generator().manual_seed(opts.seed)), **ctx}
         with torch.no_grad():
-            if self.latent:
+            if opts.extra.get("stop") == "mean":  # diagnostics: the SDE's mean image itself
+                out = self._mean_fn(ctx)(x)
+            elif self.latent:
                 out = self._decode_region(x, ctx, region)
             else:
                 out = self._sample_pixels(x, ctx, region, opts)

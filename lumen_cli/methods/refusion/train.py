@@ -11,6 +11,12 @@
   posterior mean given the true x_0) is the loss. In the latent presets x_0 and mu are the
   frozen auto-encoder's latents of the two images.
 
+lumen's ``lite`` preset adds a ``tone`` net (the shared tone prior, ``lumen_cli.prior.tone``,
+trained first by the shared ``tone`` stage): the SDE's mean is then the latent of T(low)
+instead of low, the auto-encoder encodes T(low) and decodes with its skips (residually: an
+untrained decoder returns T(low)), and the noise net predicts x_0 − μ (``prediction="x0"``)
+with an L1 loss on that x_0 estimate in place of the maximum-likelihood loss.
+
 Randomness uses torch's global RNG (seeded and checkpointed by the engine).
 """
 
@@ -23,9 +29,33 @@ from lumen_cli.diffusion import sde as S
 SCHEDULE = S.irsde_schedule(max_sigma=50, T=100, eps=0.005)  # the paper's (both configs)
 
 
+@torch.no_grad()
+def mean_image(nets, low: torch.Tensor) -> torch.Tensor:
+    """The image the SDE's mean comes from: T(low) (curves of ``low`` itself, chroma smoothed,
+    luma denoised by its measured noise, as at inference) with a ``tone`` net, else low."""
+    if "tone" not in nets:
+        return low
+    from lumen_cli.prior.tone import curves_for, tone_noise, toned
+
+    low = low.float()
+    curves = curves_for(nets, low)
+    return toned(low, curves, noise=tone_noise(low, curves))
+
+
+def predict(net, x_t, mu, t, sched: S.IRSDESchedule = SCHEDULE):
+    """(ε̂, x̂_0 or None) of the noise net at (x_t, μ, t): a ``prediction="x0"`` net's output
+    is x̂_0 − μ, from which ε̂ = (x_t − E[x_t | x̂_0]) / σ̄_t; a noise net's output is ε̂."""
+    out = net(x_t, mu, t).float()
+    if getattr(net, "prediction", "noise") == "noise":
+        return out, None
+    x0 = mu + out
+    return (x_t - S.marginal_mean(x0, mu, sched, t)) / S.marginal_std(sched, t, x_t), x0
+
+
 def autoencoder_loss(nets, batch, step, w_low: float = 1.0):
-    """L1(decode(z_high, hidden_low), high) + w_low L1(decode(z_low, hidden_low), low)."""
-    low, high = batch["low"], batch["high"]
+    """L1(decode(z_high, hidden_low), high) + w_low L1(decode(z_low, hidden_low), low), with
+    T(low) in place of low when the preset has a tone net (``mean_image``)."""
+    low, high = mean_image(nets, batch["low"]), batch["high"]
     rec_low, rec_high = nets["ae"](low, replace_with=high)
     l_high = (rec_high.float() - high).abs().mean()
     l_low = (rec_low.float() - low).abs().mean()
@@ -36,7 +66,8 @@ def autoencoder_loss(nets, batch, step, w_low: float = 1.0):
 @torch.no_grad()
 def endpoints(nets, low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(mu, x0): the SDE's mean and clean end for a batch: the images, or with an ``ae`` net
-    (frozen) their latents."""
+    (frozen) their latents; low is T(low) with a tone net (``mean_image``)."""
+    low = mean_image(nets, low)
     if "ae" not in nets:
         return low.float(), high.float()
     z, _ = nets["ae"].encode(torch.cat([low, high], 0))
@@ -45,12 +76,16 @@ def endpoints(nets, low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor
 
 
 def sde_loss(nets, batch, step, sched: S.IRSDESchedule = SCHEDULE):
-    """The maximum-likelihood loss |reverse_step(x_t, eps_hat) - x*_{t-1}|_1 (mean)."""
+    """The maximum-likelihood loss |reverse_step(x_t, eps_hat) - x*_{t-1}|_1 (mean); for an
+    x0-predicting net (lite) |x̂_0 − x_0|_1 (mean)."""
     mu, x0 = endpoints(nets, batch["low"], batch["high"])
     b = mu.shape[0]
     t = torch.randint(1, sched.T + 1, (b,))
     x_t = S.q_sample(x0, mu, sched, t, torch.randn_like(mu))
-    eps = nets["noise"](x_t, mu, t.to(mu.device)).float()
+    eps, x0_hat = predict(nets["noise"], x_t, mu, t.to(mu.device), sched)
+    if x0_hat is not None:
+        loss = (x0_hat - x0).abs().mean()
+        return loss, {"l1_x0": float(loss.detach())}
     pred = S.reverse_sde_mean(x_t, mu, S.score_from_noise(eps, sched, t), sched, t)
     target = S.optimal_reverse_step(x_t, x0, mu, sched, t)
     loss = (pred - target).abs().mean()
@@ -58,14 +93,17 @@ def sde_loss(nets, batch, step, sched: S.IRSDESchedule = SCHEDULE):
 
 
 def stages() -> list:
-    """Autoencoder (latent presets only: the runner skips stages whose nets a preset lacks),
-    then the SDE's noise network."""
+    """The tone prior (lite only), the autoencoder (latent presets only: the runner skips
+    stages whose nets a preset lacks), then the SDE's noise network."""
     from lumen_cli.train.stage import Stage
+    from lumen_cli.train.tone_stage import tone_stage
 
     return [
+        tone_stage(),
         Stage(
             "autoencoder",
             trains=("ae",),
+            uses=("tone",),
             loss=autoencoder_loss,
             defaults={"lr": 2e-3, "steps": 700, "batch_size": 8, "crop": 96, "warmup": 50},
             validate_full=False,  # the SDE is not trained yet
@@ -73,7 +111,7 @@ def stages() -> list:
         Stage(
             "sde",
             trains=("noise",),
-            uses=("ae",),
+            uses=("ae", "tone"),
             loss=sde_loss,
             defaults={"lr": 1e-3, "steps": 2000, "batch_size": 4, "crop": 192, "warmup": 50},
         ),
