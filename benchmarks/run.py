@@ -124,11 +124,11 @@ def worker(args) -> dict:
     return res
 
 
-def lol_figures(pipe, args, cells: dict, outputs: dict | None = None) -> dict:
+def lol_figures(pipe, args, cells: dict, outputs: dict | None = None, extra=None) -> dict:
     """No-reference figures on every ``--lol`` photo (``lumen_cli.noref``), medians over the
     photos: luma and chroma noise σ (8-bit units), luma noise relative to the mean luma (%),
     shadow colour shift, mean luma (8-bit). Keeps the sheet photos' outputs in ``cells`` and,
-    if given, every output in ``outputs`` (by file name)."""
+    if given, every output in ``outputs`` (by file name). ``extra``: the pipeline's options."""
 
     import torch
 
@@ -142,7 +142,7 @@ def lol_figures(pipe, args, cells: dict, outputs: dict | None = None) -> dict:
     for p in _lol_images(args.lol, every=True):
         x = E.read_pixels(p)
         with torch.no_grad():
-            y = enhance_tensor(pipe, x, steps=args.steps, precision=args.precision)
+            y = enhance_tensor(pipe, x, steps=args.steps, precision=args.precision, extra=extra)
         if p.name in sheet:
             cells["lol:" + p.name] = _cell(y)
         if outputs is not None:
