@@ -182,7 +182,7 @@ def markdown(res: dict, command: str, args) -> list[str]:
             f"No-reference figures on `{args.lol}` ({res['lol'][0].get('lol_n', 0)} photos; "
             "`benchmarks/run.py`'s `lol_figures`, medians; lower is better but for mean luma):",
             "",
-            "| rendering | luma noise | chroma noise | noise / luma (%) | shadow shift | mean luma |",
+            "| rendering | luma noise | chroma noise | noise / luma (%) | shadow shift | mean luma |",  # noqa: E501
             "|---|---:|---:|---:|---:|---:|",
         ]
         for r in res["lol"]:
