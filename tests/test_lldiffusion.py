@@ -215,6 +215,31 @@ def test_lite_pipeline_seeded_and_tiled():
     assert torch.equal(crop_noise(noise, (32, 0, 96, 64), (64, 64)), noise[..., 32:, :64])
 
 
+def test_lite_plain_has_no_tone_prior():
+    """lite-plain (the tone prior's ablation): the same nets without the tone net; the U-Net
+    predicts x0 from (x_t, input, colour map), trains with the L1 x0 loss, and the pipeline
+    runs neither T(x) nor the shadow finish."""
+    from lumen_cli.methods.lldiffusion.pipeline import LLDiffusionPipeline
+    from lumen_cli.methods.lldiffusion.train import joint_loss
+    from lumen_cli.pipelines.base import EnhanceOptions
+    from lumen_cli.pipelines.run import enhance_image
+
+    torch.manual_seed(0)
+    nets = LLDiffusionPipeline.build_nets("lite-plain")
+    assert "tone" not in nets and nets["denoiser"].conv_in.in_channels == 9 * 16
+    g = torch.Generator().manual_seed(0)
+    batch = {"low": torch.rand(2, 3, 64, 64, generator=g) * 0.2,
+             "high": torch.rand(2, 3, 64, 64, generator=g)}  # fmt: skip
+    loss, logs = joint_loss(nets, batch, 0, freeze_step=10)
+    loss.backward()
+    assert logs["diff"] > 0 and nets["denoiser"].conv_in.weight.grad.abs().sum() > 0
+    pipe = LLDiffusionPipeline(nets)
+    assert pipe.lite and not pipe.toned and pipe.default_steps == 4
+    x = torch.rand(1, 3, 40, 50, generator=g) * 0.3
+    out = enhance_image(pipe, x, EnhanceOptions(steps=2), tile=None, precision="fp32")
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
 def test_decompose_is_a_usage_error():
     from lumen_cli.errors import UsageError
     from lumen_cli.methods.lldiffusion.pipeline import LLDiffusionPipeline

@@ -93,16 +93,19 @@ def tile_features(
 def lite_model(encoder, denoiser, cond, base, a_bar, sigma: float, feats=None):
     """model_fn(x_t, t) -> eps for ``ddim_eps_sample`` with the lite denoiser: the U-Net sees
     cat(x_t, cond, colour map, base) (all [-1,1]) and predicts x0 - base; the x0 estimate keeps
-    the base's low frequencies (``anchor_detail``, σ px); eps follows from x0. ``feats``:
-    the degradation features of cond if already computed."""
+    the base's low frequencies (``anchor_detail``, σ px); eps follows from x0. ``base`` None
+    (``lite-plain``): the U-Net sees cat(x_t, cond, colour map) and predicts x0 itself.
+    ``feats``: the degradation features of cond if already computed."""
     from lumen_cli.prior.tone import anchor_detail
 
     feats = encoder(cond) if feats is None else feats
-    fixed = torch.cat([cond, colour_map(cond), base], 1)
+    fixed = torch.cat([cond, colour_map(cond)] + ([] if base is None else [base]), 1)
 
     def fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        x0 = base + denoiser(torch.cat([x_t, fixed.expand(x_t.shape[0], -1, -1, -1)], 1), t, feats)
-        if sigma > 0:
+        x0 = denoiser(torch.cat([x_t, fixed.expand(x_t.shape[0], -1, -1, -1)], 1), t, feats)
+        if base is not None:
+            x0 = x0 + base
+        if base is not None and sigma > 0:
             x0 = anchor_detail((x0 + 1) / 2, (base + 1) / 2, sigma) * 2 - 1
         a = a_bar.to(x_t.device)[t.long()].view(-1, 1, 1, 1)
         return (x_t - a.sqrt() * x0) / (1 - a).sqrt()
@@ -122,7 +125,9 @@ class LLDiffusionPipeline(Pipeline):
 
     def __init__(self, nets=None):
         super().__init__(nets)
-        self.lite = "tone" in self.nets
+        den = self.nets["denoiser"] if "denoiser" in self.nets else None
+        self.lite = getattr(den, "prediction", "eps") == "x0"  # lite and lite-plain
+        self.toned = "tone" in self.nets  # lite: the tone prior and the shadow finish
         if not self.lite:  # the paper presets sample with the official 25 steps
             self.default_steps = S.PAPER_STEPS
             self.memory_per_pixel = 16384
@@ -146,7 +151,7 @@ class LLDiffusionPipeline(Pipeline):
         ctx = {"noise": torch.randn(cond.shape, generator=generator)}
         if not opts.extra.get("patch"):
             ctx["feats"] = self.nets["encoder"](cond)
-        if self.lite:
+        if self.toned:
             from lumen_cli.prior.tone import curves_for, tone_noise
 
             curves = curves_for(self.nets, x.to(self.device).float())
@@ -173,9 +178,12 @@ class LLDiffusionPipeline(Pipeline):
         if self.lite:
             from lumen_cli.prior.tone import ANCHOR_SIGMA, toned
 
-            base = toned(x.float(), ctx["curves"].to(x.device), noise=ctx["tone_noise"])
-            sigma = float(opts.extra.get("anchor", ANCHOR_SIGMA))
-            fn = lite_model(enc, den, cond, self._pad(base) * 2 - 1, a_bar, sigma, feats)
+            base, sigma = None, 0.0
+            if self.toned:
+                base = toned(x.float(), ctx["curves"].to(x.device), noise=ctx["tone_noise"])
+                base = self._pad(base) * 2 - 1
+                sigma = float(opts.extra.get("anchor", ANCHOR_SIGMA))
+            fn = lite_model(enc, den, cond, base, a_bar, sigma, feats)
             out = ddim_eps_sample(fn, noise, a_bar, pairs, callback=done)
         elif opts.extra.get("patch"):
             out = self._patch_sample(cond, noise[..., :h, :w], a_bar, pairs, opts, done)
@@ -185,7 +193,7 @@ class LLDiffusionPipeline(Pipeline):
             out = ddim_eps_sample(fn, noise, a_bar, pairs, callback=done)
         # 3. crop, to [0,1], lumen's finish
         out = ((out[..., :h, :w].float() + 1) / 2).clamp(0, 1)
-        if self.lite:
+        if self.toned:
             from lumen_cli.prior.finish import finish_shadows
 
             out = finish_shadows(x.float(), out, opts, region[:2])

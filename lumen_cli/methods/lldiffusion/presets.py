@@ -7,6 +7,7 @@ one (K = 6 by concatenation, U-Net and generator width 128, 4 residual blocks pe
 ``lite`` is lumen's compact version (see ``pipeline``): a tone-curve prior (``tone``, lumen
 addition), an encoder of width 4, and U-Nets run at 1/4 resolution (``stem`` 4) with four
 levels, which keeps the paper's feature scales (H/16, H/8, H/4 at up levels 1-3).
+``lite-plain`` is ``lite`` without the tone prior, to measure what the prior contributes.
 """
 
 from __future__ import annotations
@@ -46,18 +47,30 @@ def _paper(feats: list[int], ch: int, nrb: int, mode: str, gen_ch: int) -> dict:
 LITE_FEATS = [32, 32, 32]
 LITE_UNET = {"ch_mult": [1, 2, 2, 2], "attn_resolutions": [], "stem": 4}
 
+LITE_ENCODER = ("lldiffusion.encoder", {"ch": 4, "feat_channels": LITE_FEATS, "levels": 6})
+LITE_GENERATOR = (
+    "lldiffusion.unet",
+    _unet(3, 32, 1, LITE_FEATS, "cattn", False, **{**LITE_UNET, "ch_mult": [1, 1, 1, 1]}),
+)
+
+
+def _lite_denoiser(in_ch: int) -> tuple[str, dict]:
+    return ("lldiffusion.unet", _unet(in_ch, 32, 1, LITE_FEATS, "cattn", True, prediction="x0", **LITE_UNET))  # noqa: E501
+
+
 PRESETS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
     "lite": {
         "tone": TONE_NET,
-        "encoder": ("lldiffusion.encoder", {"ch": 4, "feat_channels": LITE_FEATS, "levels": 6}),
-        "denoiser": (
-            "lldiffusion.unet",
-            _unet(12, 32, 1, LITE_FEATS, "cattn", True, prediction="x0", **LITE_UNET),
-        ),
-        "generator": (
-            "lldiffusion.unet",
-            _unet(3, 32, 1, LITE_FEATS, "cattn", False, **{**LITE_UNET, "ch_mult": [1, 1, 1, 1]}),
-        ),
+        "encoder": LITE_ENCODER,
+        "denoiser": _lite_denoiser(12),  # x_t, the input, its colour map, T(x)
+        "generator": LITE_GENERATOR,
+    },
+    # the ablation of the tone prior: lite's nets without it (the U-Net predicts x0 from
+    # x_t, the input and its colour map; no T(x), no low-frequency anchor, no shadow finish)
+    "lite-plain": {
+        "encoder": LITE_ENCODER,
+        "denoiser": _lite_denoiser(9),
+        "generator": LITE_GENERATOR,
     },
     "paper": _paper(LOL_FEATS, 64, 2, "cattn", 32),
     "paper-v2": _paper(V2_FEATS, 128, 4, "cat", 128),

@@ -18,7 +18,8 @@ the two terms as the paper's ablation intends, both being per-pixel averages).
 
 In the ``lite`` preset the denoiser predicts x0 as a residual on the tone prior's T(low)
 (``pipeline.lite_model``), so L_diff is the L1 error of that x0 estimate, and a ``tone``
-stage (shared with kind / diff-retinex) trains the tone curves first.
+stage (shared with kind / diff-retinex) trains the tone curves first. ``lite-plain`` (no tone
+net) predicts x0 itself, with the same L1.
 """
 
 from __future__ import annotations
@@ -41,15 +42,17 @@ def _diffusion_term(nets, low, high, feats, anchor: float):
     a = a_bar[t].view(b, 1, 1, 1)
     noise = torch.randn_like(x0)
     x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
-    if "tone" not in nets:
+    if getattr(den, "prediction", "eps") != "x0":
         eps = den(torch.cat([x_t, cond, colour_map(cond)], 1), t.float(), feats)
         return (eps - noise).pow(2).mean(), (x_t - (1 - a).sqrt() * eps) / a.sqrt()
     from lumen_cli.methods.lldiffusion.pipeline import lite_model
     from lumen_cli.prior.tone import curves_for, tone_noise, toned
 
-    with torch.no_grad():
-        curves = curves_for(nets, low)
-        base = toned(low, curves, noise=tone_noise(low, curves)) * 2 - 1
+    base = None  # lite-plain: no tone prior
+    if "tone" in nets:
+        with torch.no_grad():
+            curves = curves_for(nets, low)
+            base = toned(low, curves, noise=tone_noise(low, curves)) * 2 - 1
     eps = lite_model(nets["encoder"], den, cond, base, a_bar, anchor, feats=feats)(x_t, t)
     x0_hat = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
     return (x0_hat - x0).abs().mean(), x0_hat
