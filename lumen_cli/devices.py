@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import re
 
@@ -122,14 +123,46 @@ def randn(shape, generator: torch.Generator, device: torch.device, dtype=torch.f
 _configured = False
 
 
+def cgroup_cpu_limit(root: str = "/sys/fs/cgroup") -> float | None:
+    """The CPU quota of this process's container in cores (cgroup v2 ``cpu.max``, v1
+    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``), or None when unlimited or unknown."""
+    try:
+        with open(os.path.join(root, "cpu.max")) as f:
+            quota, period = f.read().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(os.path.join(root, "cpu", "cpu.cfs_quota_us")) as f:
+            quota_us = int(f.read())
+        with open(os.path.join(root, "cpu", "cpu.cfs_period_us")) as f:
+            period_us = int(f.read())
+        return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
+    except (OSError, ValueError):
+        return None
+
+
+def default_threads() -> int:
+    """The CPU threads lumen uses when none are asked for: torch's default (one per physical
+    core), but no more than the CPUs this process may run on (affinity) and its container's
+    quota (rounded up), since threads beyond those wait for each other at every operation."""
+    n = torch.get_num_threads()
+    if hasattr(os, "sched_getaffinity"):
+        n = min(n, len(os.sched_getaffinity(0)))
+    limit = cgroup_cpu_limit()
+    if limit is not None:
+        n = min(n, max(1, math.ceil(limit)))
+    return max(1, n)
+
+
 def configure_cpu(threads: int | None = None) -> None:
     """Flush subnormal floats to zero (they made a peer model 25x slower on AVX-512 CPUs with no
-    change in output) and set thread counts: ``threads`` or $LUMEN_THREADS, else torch's default
-    (the number of physical cores)."""
+    change in output) and set thread counts: ``threads``, else $LUMEN_THREADS, else
+    ``default_threads()`` (one per physical core this process may use)."""
     global _configured
     torch.set_flush_denormal(True)
-    threads = threads or int(os.environ.get("LUMEN_THREADS", "0") or 0)
-    if threads > 0:
+    threads = threads or int(os.environ.get("LUMEN_THREADS", "0") or 0) or default_threads()
+    if threads != torch.get_num_threads():
         torch.set_num_threads(threads)
     _configured = True
 

@@ -51,6 +51,38 @@ def test_configure_cpu_flushes_denormals():
     assert torch.get_num_threads() == 1
 
 
+def test_cgroup_cpu_limit(tmp_path):
+    assert devices.cgroup_cpu_limit(str(tmp_path)) is None  # no files: unknown
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert devices.cgroup_cpu_limit(str(tmp_path)) is None
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert devices.cgroup_cpu_limit(str(tmp_path)) == 1.5
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000")
+    assert devices.cgroup_cpu_limit(str(v1)) is None
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("400000")
+    assert devices.cgroup_cpu_limit(str(v1)) == 4.0
+
+
+def test_default_threads_respects_the_quota(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(8)
+        monkeypatch.setattr(
+            devices.os, "sched_getaffinity", lambda pid: set(range(6)), raising=False
+        )
+        monkeypatch.setattr(devices, "cgroup_cpu_limit", lambda: None)
+        assert devices.default_threads() == 6
+        monkeypatch.setattr(devices, "cgroup_cpu_limit", lambda: 2.5)
+        assert devices.default_threads() == 3
+        monkeypatch.setattr(devices, "cgroup_cpu_limit", lambda: 0.2)
+        assert devices.default_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 class _NaNInBF16(Pipeline):
     """Returns NaN whenever autocast to bf16 is active: the runner must redo it in fp32."""
 

@@ -35,6 +35,10 @@ _FORMAT_SUFFIXES = {
     ".bmp": "bmp",
 }
 
+THREADS_HELP = (
+    "CPU threads (0: one per physical core this process may use, within its container's CPU "
+    "quota; $LUMEN_THREADS sets a default)."
+)
 METHOD_HELP = (
     f"See 'lumen methods'. The default, {DEFAULT_METHOD}, needs no weights and is the fastest "
     "on a CPU; the learned methods give better pictures at several times the cost (kind "

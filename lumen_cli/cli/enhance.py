@@ -8,6 +8,7 @@ import typer
 
 from lumen_cli.cli import console
 from lumen_cli.cli.choices import (
+    THREADS_HELP,
     Format,
     Precision,
     check_format_matches,
@@ -64,7 +65,7 @@ def enhance(
         help="A lumen .safetensors file, or a Hub file: ORG/REPO[@REVISION][:FILE] (verified).",
     ),
     max_pixels: int = typer.Option(None, "--max-pixels", help="Raise the image-size guard."),
-    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0: one per core)."),
+    threads: int = typer.Option(0, "--threads", min=0, help=THREADS_HELP),
     json_lines: bool = typer.Option(False, "--json", help="One JSON record per file on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or chatter."),
     shard: str = typer.Option(
