@@ -330,8 +330,9 @@ def test_latent_scale_keeps_the_autoencoder():
 def test_lite_presets_nets():
     assert set(RefusionPipeline.build_nets("lite")) == {"tone", "ae", "noise"}
     assert set(RefusionPipeline.build_nets("lite-input")) == {"ae", "noise"}
-    nets = RefusionPipeline.build_nets("lite")
-    assert nets["noise"].prediction == "x0" and nets["ae"].residual
+    for preset in ("lite", "lite-input"):
+        nets = RefusionPipeline.build_nets(preset)
+        assert nets["noise"].prediction == "x0" and nets["ae"].residual
     assert RefusionPipeline.build_nets("paper-latent")["noise"].prediction == "noise"
 
 

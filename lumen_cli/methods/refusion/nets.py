@@ -361,7 +361,7 @@ class LatentUNet(nn.Module):
         if self.residual:
             if base is None:
                 raise ValueError("a residual LatentUNet decodes with base= (the skips' image)")
-            x = x + self.pad(base.to(x.dtype))
+            x = x.float() + self.pad(base.float())  # fp32: bf16 would round the image
         return x if hw is None else x[..., : hw[0], : hw[1]]
 
     def forward(

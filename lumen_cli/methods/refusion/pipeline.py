@@ -30,8 +30,9 @@ count barely changes the time of large photos. Lumen additions in ``lite``: the 
 the latent of the tone prior's image T(x) (``lumen_cli.prior.tone``, whole-image curves; the
 paper's mu is the degraded input), the decoder is residual on T(x), and the noise net
 predicts x_0 - mu (``train.predict``). ``lite-input`` is the same without the tone prior
-(mu = the input's latent, noise prediction): the ablation, and the layout of the first
-refusion-lite file.
+(mu = the input's latent, the decoder residual on the input): the ablation. (The first
+refusion-lite file, mu = x with the paper's noise prediction and a plain decoder, still loads:
+files carry their nets' configurations.)
 
 ``opts.extra["sampler"]``: ``sde`` (Euler–Maruyama, the paper's), ``ode`` or ``posterior``;
 ``opts.steps``: evenly spaced steps out of T = 100 (``DEFAULT_SAMPLER``, ``default_steps``).
@@ -64,9 +65,9 @@ PAPER_NAF = {
 PAPER_AE = {"in_ch": 3, "out_ch": 3, "ch": 8, "ch_mult": [4, 8, 8, 16], "embed_dim": 8}
 LITE_NAF = {**PAPER_NAF, "img_channel": 8, "width": 16, "enc_blk_nums": [1, 1, 1, 1]}
 LITE_AE = {**PAPER_AE, "ch_mult": [2, 4, 8, 8], "attn": False, "latent_scale": 10.0}
-LITE_INPUT = {
-    "noise": ("refusion.nafnet", {**LITE_NAF, "global_skip": True}),
-    "ae": ("refusion.unet", LITE_AE),
+LITE_NETS = {
+    "noise": ("refusion.nafnet", {**LITE_NAF, "global_skip": True, "prediction": "x0"}),
+    "ae": ("refusion.unet", {**LITE_AE, "residual": True}),
 }
 DEFAULT_SAMPLER = "posterior"
 MARGIN = 32  # context (px, a multiple of 16) around a decoded tile and an encoded strip
@@ -124,12 +125,8 @@ class RefusionPipeline(Pipeline):
             "noise": ("refusion.nafnet", {**PAPER_NAF, "img_channel": 8, "global_skip": True}),
             "ae": ("refusion.unet", PAPER_AE),
         },
-        "lite": {
-            "tone": TONE_NET,
-            "noise": ("refusion.nafnet", {**LITE_NAF, "global_skip": True, "prediction": "x0"}),
-            "ae": ("refusion.unet", {**LITE_AE, "residual": True}),
-        },
-        "lite-input": LITE_INPUT,
+        "lite": {"tone": TONE_NET, **LITE_NETS},
+        "lite-input": LITE_NETS,
     }
     default_preset: ClassVar[str] = "lite"
     memory_per_pixel: ClassVar[int] = 4096
@@ -210,7 +207,8 @@ class RefusionPipeline(Pipeline):
         from lumen_cli.prior.tone import toned
 
         def m(img: torch.Tensor) -> torch.Tensor:
-            return toned(img.float(), ctx["curves"].to(img.device), noise=ctx["tone_noise"])
+            with torch.autocast(img.device.type, enabled=False):  # T(x) in fp32
+                return toned(img.float(), ctx["curves"].to(img.device), noise=ctx["tone_noise"])
 
         return m
 
