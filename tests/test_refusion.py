@@ -381,6 +381,30 @@ def test_x0_prediction_gives_the_noise_of_its_x0():
         ConditionalNAFNet(prediction="v")
 
 
+def test_training_pairs_use_the_whole_images_curves():
+    """pair(): T of the whole loaded image, then one crop; the losses run on that crop."""
+    from lumen_cli.methods.refusion.train import autoencoder_loss, mean_image, pair, sde_loss
+
+    pipe = _built("lite")
+    nets = dict(pipe.nets.items())
+    batch = {"low": torch.rand(2, 3, 96, 80) * 0.2, "high": torch.rand(2, 3, 96, 80)}
+    torch.manual_seed(3)
+    low, high = pair(nets, batch, 32)
+    assert low.shape == high.shape == (2, 3, 32, 32)
+    whole = mean_image(nets, batch["low"])
+    hits = [
+        torch.equal(low, whole[..., y : y + 32, x : x + 32])
+        for y in range(0, 65)
+        for x in range(0, 49)
+        if torch.equal(high, batch["high"][..., y : y + 32, x : x + 32])
+    ]
+    assert hits == [True]
+    assert pair(nets, batch, None)[0].shape == (2, 3, 96, 80)
+    for fn in (autoencoder_loss, sde_loss):
+        loss, _ = fn(nets, batch, 0, crop=64)
+        assert math.isfinite(float(loss.detach()))
+
+
 def test_residual_decoder_needs_its_base():
     from lumen_cli.methods.refusion.nets import LatentUNet
 
