@@ -112,9 +112,9 @@ def measure_method(
     first = timed_run(cmd, env)
     if first["rc"] != 0:
         return res | {"status": f"failed (exit {first['rc']})", "note": first["stderr"][-200:]}
-    times = [timed_run(cmd, env) for _ in range(runs)]
-    res["s_512"] = statistics.median(t["s"] for t in times)
-    res["rss_512_mb"] = max(t["rss_mb"] for t in times)
+    times = [timed_run(cmd, env) for _ in range(runs)]  # runs 0: only the big sizes
+    res["s_512"] = statistics.median(t["s"] for t in times) if times else None
+    res["rss_512_mb"] = max(t["rss_mb"] for t in times) if times else None
     for n in threads:
         t_env = {**env, "LUMEN_THREADS": str(n), "OMP_NUM_THREADS": str(n)}
         res[f"s_512_t{n}"] = statistics.median(timed_run(cmd, t_env)["s"] for _ in range(runs))
@@ -154,7 +154,8 @@ def markdown(results: list[dict], threads: tuple[int, ...] = ()) -> list[str]:
             lines.append(f"| {label} |" + " - |" * (6 + len(threads)) + f" {r.get('status')}")
             continue
         lines.append(
-            f"| {label} | {r['s_512']:.2f} | {r['rss_512_mb']:.0f} | {f(r.get('s_12mp'), '.1f')} "
+            f"| {label} | {f(r['s_512'], '.2f')} | {f(r['rss_512_mb'], '.0f')} | "
+            f"{f(r.get('s_12mp'), '.1f')} "
             f"| {f(r.get('s_24mp'), '.1f')} | {f(r.get('rss_24mp_mb'), '.0f')} | "
             f"{f(r.get('batch_per_min'), '.1f')} |"
             + "".join(f" {f(r.get(f's_512_t{n}'), '.2f')} |" for n in threads)
@@ -173,6 +174,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="BENCHMARKS.md: write a section")
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--threads", default="", help="e.g. 1,2: 512² medians per thread count")
+    ap.add_argument("--section", default="process", help="name of the section --out writes")
     args = ap.parse_args()
     threads = tuple(int(t) for t in args.threads.split(",") if t)
     with tempfile.TemporaryDirectory(prefix="lumen-proc-") as tmp:
@@ -199,14 +201,28 @@ def main() -> None:
         from sections import replace_section
 
         load = os.getloadavg()[0]
-        command = " ".join(["python benchmarks/process.py", shlex.join(sys.argv[1:])]).strip()
+        env_prefix = (
+            f"LUMEN_THREADS={os.environ['LUMEN_THREADS']} "
+            if os.environ.get("LUMEN_THREADS")
+            else ""
+        )  # noqa: E501
+        command = (
+            env_prefix
+            + " ".join(["python benchmarks/process.py", shlex.join(sys.argv[1:])]).strip()
+        )  # noqa: E501
         lines = [
-            "## Whole process: `lumen enhance` as a user times it",
+            "## Whole process: `lumen enhance` as a user times it"
+            + ("" if args.section == "process" else f" ({args.section})"),
             "",
             f"Written by `{command}` ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
             f"1-min load average {load:.2f} at the end). A fresh `lumen enhance` process per "
             "run (Python start, imports, weights, reading, enhancing, writing), default steps, "
-            "default threads; s / 512² is the median of the runs after a warm-up, peak RSS as GNU "
+            + (
+                f"$LUMEN_THREADS={os.environ['LUMEN_THREADS']}"
+                if os.environ.get("LUMEN_THREADS")
+                else "default threads"
+            )
+            + "; s / 512² is the median of the runs after a warm-up, peak RSS as GNU "
             "`time` reports it (`%M`); 12 MP / 24 MP: one "
             "run on a generated dim photo with the default tiling; the batch column: "
             f"{args.batch} 512² images in one process. '-': not measured.",
@@ -214,7 +230,7 @@ def main() -> None:
             *table,
         ]
         text = args.out.read_text() if args.out.exists() else ""
-        args.out.write_text(replace_section(text, "<!-- process -->", lines))
+        args.out.write_text(replace_section(text, f"<!-- {args.section} -->", lines))
 
 
 if __name__ == "__main__":
