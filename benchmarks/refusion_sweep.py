@@ -11,6 +11,7 @@ precision auto, default tiling), with the refusion weights given (default: the m
   "mean"``), no auto-encoder, no SDE;
 - T(x) through the auto-encoder without sampling (``"autoencoder"``: decode the mean's own
   latent);
+- the latent path's ceiling: the reference's own latent decoded with the mean image's skips;
 - the full pipeline at every ``--samplers`` x ``--steps`` (the default, posterior 20, is the
   headline);
 - ``--input-weights``: a mu = x file (preset ``lite-input``) at its default, for the ablation.
@@ -68,6 +69,37 @@ def val_row(pipe, pairs, label: str, steps=None, extra=None) -> dict:
     return row
 
 
+def oracle_row(pipe, pairs) -> dict:
+    """The latent path's ceiling: decode(latent of the *reference*, skips of the mean image),
+    what a perfect SDE would give (reference-aware: a diagnostic, not a rendering)."""
+    import torch
+
+    from lumen_cli.train import evaluate as E
+
+    ae, ps, ss = pipe.nets["ae"], [], []
+    for lo, hi in pairs:
+        x, y = E.read_pixels(lo), E.read_pixels(hi)
+        with torch.no_grad():
+            ctx = pipe.analyze(x, _opts(pipe), torch.Generator().manual_seed(0))
+            base = pipe._mean_fn(ctx)(x)
+            _, hidden = ae.encode(base)
+            out = ae.decode(ae.encode(y)[0], hidden, x.shape[-2:], base=base)
+        p, s = E.score(out.float().clamp(0, 1), y, lo.name)
+        ps.append(p)
+        ss.append(s)
+    row = {"label": "oracle: decode(latent of the reference, mean image's skips)", "n": len(ps)}
+    row |= {"psnr": statistics.mean(ps), "ssim": statistics.mean(ss), "s": None}
+    row |= {"psnr_median": statistics.median(ps), "ssim_median": statistics.median(ss)}
+    print(f"  oracle: {row['psnr']:.2f} dB / {row['ssim']:.4f}", file=sys.stderr, flush=True)
+    return row
+
+
+def _opts(pipe):
+    from lumen_cli.pipelines.base import EnhanceOptions
+
+    return EnhanceOptions(steps=1, extra={"stop": "autoencoder"})
+
+
 def lol_row(pipe, label: str, args, extra=None) -> dict:
     """``benchmarks/run.py``'s no-reference figures of one rendering on the --lol photos."""
     from run import lol_figures
@@ -105,6 +137,7 @@ def run(args) -> dict:
     res["val"].append(
         val_row(lite, pairs, "T(x) -> auto-encoder, no SDE", extra={"stop": "autoencoder"})
     )
+    res["val"].append(oracle_row(lite, pairs))
     for sampler in args.samplers.split(","):
         for n in map(int, args.steps.split(",")):
             row = val_row(lite, pairs, f"{sampler} {n}", n, {"sampler": sampler})
@@ -143,8 +176,9 @@ def markdown(res: dict, command: str, args) -> list[str]:
         "(seed 0, precision auto). refusion-lite's SDE mean is the latent of T(x), the tone "
         "prior's image (lumen addition); `T(x) alone` is that image with no auto-encoder and no "
         "SDE (`extra stop=mean`), the next row decodes T(x)'s own latent without sampling "
-        "(`stop=autoencoder`). The mu = x row is the `lite-input` file given by "
-        "`--input-weights` (see its manifest provenance for its training).",
+        "(`stop=autoencoder`); the oracle row decodes the *reference's* latent with T(x)'s "
+        "skips, the most a perfect SDE could give with this auto-encoder. The mu = x row is "
+        "the file given by `--input-weights` (see its manifest provenance for its training).",
         "",
         "| rendering | PSNR | SSIM | PSNR median | SSIM median | s / image |",
         "|---|---:|---:|---:|---:|---:|",
