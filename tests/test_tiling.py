@@ -15,6 +15,17 @@ def test_split_covers_with_overlap():
         assert all(e - s <= tile for s, e in spans)
 
 
+def test_split_makes_windows_no_longer_than_needed():
+    for n, tile, ov, mult in [(1024, 800, 32, 16), (4000, 800, 32, 16), (6000, 800, 128, 1)]:
+        spans = tiling.split_1d(n, tile, ov, mult)
+        lengths = {e - s for s, e in spans}
+        assert len(lengths) == 1 and lengths.pop() % mult == 0
+        assert spans[0][0] == 0 and spans[-1][1] == n
+        assert all(a1 - b0 >= ov for (_, a1), (b0, _) in zip(spans, spans[1:]))
+        assert sum(e - s for s, e in spans) <= 1.2 * n  # was 1.56 n for 1024 / 800
+    assert tiling.split_1d(1024, 800, 32, 16) == [(0, 544), (480, 1024)]
+
+
 def test_weights_sum_positive_and_ramps():
     spans = tiling.split_1d(100, 40, 10)
     total = tiling.weight_sum_1d(100, spans)

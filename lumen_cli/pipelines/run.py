@@ -131,8 +131,8 @@ def _run_tiled(pipe, x, opts, call, channels, tile, overlap, precision):
             lambda d: pipe.analyze(x, opts, devices.make_generator(opts.seed)), device, dtype
         )
         ctx["hw"] = (H, W)
-        ys = tiling.split_1d(H, tile or H, overlap)
-        xs = tiling.split_1d(W, tile or W, overlap)
+        ys = tiling.split_1d(H, tile or H, overlap, mult)
+        xs = tiling.split_1d(W, tile or W, overlap, mult)
         wy_sum = tiling.weight_sum_1d(H, ys)
         wx_sum = tiling.weight_sum_1d(W, xs)
         outs: dict[str, torch.Tensor] = {}
