@@ -11,7 +11,9 @@ night photos (no references):
 
 - the full pipeline (the code of ``lumen enhance``, default steps, seed 0);
 - the same preset with the paper's own nets bypassed: ``finish_shadows(x, T(x))``;
-- for sampling methods: the full pipeline at other step counts and with another seed.
+- for sampling methods: the full pipeline at other step counts and with another seed;
+- with ``--without-prior METHOD=FILE``: the preset trained without the tone prior (e.g.
+  ``recipes/lldiffusion-lite-plain.toml``), its own default steps, seed 0.
 
 Reported: PSNR / SSIM against the references (``lumen eval`` protocol), and the mean absolute
 per-pixel difference (8-bit units) and PSNR between the two renderings. It rewrites the section
@@ -62,7 +64,10 @@ def measure(method: str, args) -> dict:
     if "tone" not in pipe.nets:
         return {}
     default = METHODS[method].default_steps
-    variants = {"bypassed": None}
+    variants: dict = {"bypassed": None}
+    if method in args.without_prior:
+        plain = E.load_pipeline(method, args.without_prior[method], "cpu")
+        variants["without tone prior"] = {"pipe": plain}
     if default:
         variants |= {f"steps {s}": {"steps": s} for s in args.steps if s != default}
         variants["seed 1"] = {"steps": default, "seed": 1}
@@ -84,7 +89,11 @@ def measure(method: str, args) -> dict:
                 if hi is not None:
                     add(f"{split} full", E.score(full, E.read_pixels(hi)))
                 for name, kw in variants.items():
-                    y = bypassed(pipe, x) if kw is None else enhance_tensor(pipe, x, **kw)
+                    if kw is None:
+                        y = bypassed(pipe, x)
+                    else:
+                        kw = dict(kw)
+                        y = enhance_tensor(kw.pop("pipe", pipe), x, **kw)
                     y = y.float()
                     add(f"{split} {name} diff", diff8(y, full))
                     if hi is not None:
@@ -103,7 +112,9 @@ def markdown(results: list[dict], command: str) -> list[str]:
         "",
         f"Written by `{command}` ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC). "
         "*bypassed* = the same preset with the paper's nets skipped: the shadow finish of "
-        "the tone base T(x). Quality: PSNR / SSIM on the val pairs (medians). Difference: "
+        "the tone base T(x); *without tone prior* = the preset trained by the same recipe "
+        "without the tone net (the file given to --without-prior). "
+        "Quality: PSNR / SSIM on the val pairs (medians). Difference: "
         "median over the images of the mean absolute per-pixel difference from the full "
         "pipeline's output (8-bit levels) / PSNR between the two.",
         "",
@@ -135,7 +146,15 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--steps", default="1,5,50", help="other step counts of sampling methods")
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    ap.add_argument(
+        "--without-prior",
+        action="append",
+        default=[],
+        metavar="METHOD=FILE",
+        help="weights of the preset trained without the tone prior (repeatable)",
+    )
     args = ap.parse_args()
+    args.without_prior = dict(a.split("=", 1) for a in args.without_prior)
     args.steps = [int(s) for s in args.steps.split(",") if s]
     sys.path.insert(0, str(ROOT))
     from lumen_cli.pipelines.registry import METHODS
