@@ -192,11 +192,67 @@ def test_unpaired_stages_train():
     for st in stages:
         for k, m in nets.items():
             m.requires_grad_(k in st.trains)
-        loss, logs = st.loss(nets, batch, 0, **({"scc_steps": 2} if st.name == "lrdm" else {}))
+        args = {"scc_steps": 2} if st.name == "lrdm" else {"anchor_gamma": 2.2}
+        loss, logs = st.loss(nets, batch, 0, **args)
         loss.backward()
         assert torch.isfinite(loss) and logs
         grads = [p.grad for k in st.trains for p in nets[k].parameters()]
         assert any(g is not None and float(g.abs().sum()) > 0 for g in grads)
+
+
+def test_residual_decomposition_starts_at_the_prior_and_is_gain_invariant():
+    """The lite CTDN's residual heads (zero-initialised) return ``prior_maps`` untrained, and a
+    common gain on the latent changes L, not R."""
+    from lumen_cli.methods.lighten_diffusion.nets import prior_maps
+
+    torch.manual_seed(0)
+    decom = build_net("lighten-diffusion.ctdn", {"channels": 8, "prior_headroom": 0.6})
+    z = 0.05 + 0.4 * torch.rand(2, 3, 12, 12)
+    with torch.no_grad():
+        r, lum = decom.retinex(z)
+        r2, lum2 = decom.retinex(0.5 * z)
+    r0, l0 = prior_maps(z, 0.6, 2.0)
+    assert float((r - r0).abs().max()) < 1e-5 and float((lum[:, :1] - l0).abs().max()) < 1e-5
+    assert float((r2 - r).abs().max()) < 1e-5
+    assert float((lum2 - 0.5 * lum).abs().max()) < 1e-5
+    assert float((r * lum[:, :1] - z).abs().max()) < 1e-5  # R L = z where nothing clamps
+
+
+def test_latent_anchor_scales_with_linear_gain():
+    """A linear-light gain k (``darken`` without noise) scales the power-law anchor by
+    k^(1/2.2) exactly, also in the shadows where sRGB's linear toe would not."""
+    torch.manual_seed(0)
+    x = 0.2 + 0.8 * torch.rand(2, 3, 32, 32)
+    a = T.latent_anchor(x)
+    d = T.latent_anchor(T.darken(x, gain=(0.1, 0.1), noise=(0.0, 0.0)))
+    assert float((d - a * 0.1 ** (1 / 2.2)).abs().max()) < 2e-3
+    assert T.latent_anchor(x, None).shape == (2, 3, 4, 4)
+
+
+def test_relit_illumination():
+    """The target illumination keeps only the normal crops' mean level: mean R L = level,
+    and L follows the low image's own L^gamma."""
+    torch.manual_seed(0)
+    r = 0.2 + 0.6 * torch.rand(2, 3, 8, 8)
+    l_low = (0.02 + 0.1 * torch.rand(2, 1, 8, 8)).expand(-1, 3, -1, -1)
+    lt = T.relit_illumination(r, l_low, torch.tensor(0.3), 0.8)
+    assert float(lt.max()) < 1  # no clamping here
+    assert (r * lt).mean((1, 2, 3)).tolist() == pytest.approx([0.3, 0.3], abs=1e-5)
+    ratio = lt / l_low.pow(0.8)
+    assert float(ratio.std((1, 2, 3)).max()) < 1e-5
+
+
+def test_lrdm_relight_target_trains():
+    torch.manual_seed(0)
+    nets = LightenDiffusionPipeline.build_nets(
+        "lite", {"decom": {"channels": 8}, "unet": {"ch": 32, "ch_mult": [1, 1, 2, 2]}}
+    )
+    batch = {"low": torch.rand(2, 3, 64, 64) * 0.2, "normal": torch.rand(2, 3, 64, 64)}
+    nets["decom"].requires_grad_(False)
+    loss, logs = T.lrdm_loss(nets, batch, 0, w_scc=0.0, relight=0.8)
+    loss.backward()
+    assert torch.isfinite(loss) and set(logs) == {"noise"}
+    assert any(p.grad is not None for p in nets["unet"].parameters())
 
 
 def test_pipeline_seeded_and_tiled():

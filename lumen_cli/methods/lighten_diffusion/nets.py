@@ -178,11 +178,29 @@ class SelfAttention(nn.Module):
         return self.project_out(out.reshape(b, c, h, w))
 
 
-class RetinexDecom(nn.Module):
-    """Latent (B,3,h,w) in (0,1) -> (R (B,3,h,w), L (B,3,h,w)) sigmoid maps (L: one map x3)."""
+def prior_maps(z: torch.Tensor, headroom: float, sigma: float):
+    """LIME-like initial decomposition of latents z (B,3,h,w): L0 = Gaussian-blurred (``sigma``
+    latent pixels) channel maximum / ``headroom`` (at most 1), R0 = z / L0 (at most 1); both
+    clamped to [1e-3, 1 - 1e-3] (inside the sigmoid's reach). A common gain on z scales L0 by it
+    and leaves R0 unchanged (until L0 reaches 1)."""
+    from lumen_cli.ops.filters import gaussian_blur
 
-    def __init__(self, c: int):
+    lo, hi = 1e-3, 1 - 1e-3
+    l0 = (gaussian_blur(z.amax(1, keepdim=True), sigma) / headroom).clamp(lo, hi)
+    return (z / l0).clamp(lo, hi), l0
+
+
+class RetinexDecom(nn.Module):
+    """Latent (B,3,h,w) in (0,1) -> (R (B,3,h,w), L (B,3,h,w)) sigmoid maps (L: one map x3).
+
+    ``prior_headroom`` (lumen addition, None = the paper's heads): the two output heads become
+    residuals in logit space around ``prior_maps`` (R = sigmoid(logit R0 + head_R), likewise L),
+    with zero-initialised last convs, so an untrained CTDN already returns the smoothed
+    max-RGB decomposition, exposure-invariant in R, and training learns a correction."""
+
+    def __init__(self, c: int, prior_headroom: float | None = None, prior_sigma: float = 2.0):
         super().__init__()
+        self.prior_headroom, self.prior_sigma = prior_headroom, prior_sigma
         self.conv0 = _conv(3, c)
         self.blocks0 = nn.Sequential(ResBlock(c, c), ResBlock(c, c))
         self.conv1 = _conv(1, c)
@@ -191,6 +209,10 @@ class RetinexDecom(nn.Module):
         self.self_attention = SelfAttention(c)
         self.conv0_1 = nn.Sequential(ResBlock(c, c), _conv(c, 3))
         self.conv1_1 = nn.Sequential(ResBlock(c, c), _conv(c, 1))
+        if prior_headroom is not None:
+            for head in (self.conv0_1[-1], self.conv1_1[-1]):
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         l0 = z.amax(dim=1, keepdim=True)
@@ -198,20 +220,24 @@ class RetinexDecom(nn.Module):
         l_feat = self.blocks1(self.conv1(l0))
         r_feat = self.cross_attention(l_feat, r_feat)
         content = self.self_attention(l_feat)
-        r = torch.sigmoid(self.conv0_1(r_feat + content))
-        lum = torch.sigmoid(self.conv1_1(l_feat - content))
-        return r, lum.expand(-1, 3, -1, -1)
+        r = self.conv0_1(r_feat + content)
+        lum = self.conv1_1(l_feat - content)
+        if self.prior_headroom is not None:
+            r0, lum0 = prior_maps(z.float(), self.prior_headroom, self.prior_sigma)
+            r, lum = r + torch.logit(r0).to(r.dtype), lum + torch.logit(lum0).to(lum.dtype)
+        return torch.sigmoid(r), torch.sigmoid(lum).expand(-1, 3, -1, -1)
 
 
 class CTDN(nn.Module):
     """The encoder/decoder and the Retinex decomposition of the latent (official ``CTDN``).
 
-    ``channels``: width C (official 64, a multiple of 8)."""
+    ``channels``: width C (official 64, a multiple of 8). ``prior_headroom``: see
+    ``RetinexDecom`` (None: the paper's heads)."""
 
-    def __init__(self, channels: int = 64):
+    def __init__(self, channels: int = 64, prior_headroom: float | None = None):
         super().__init__()
         self.ReconNet = ReconNet(channels)
-        self.retinex = RetinexDecom(channels)
+        self.retinex = RetinexDecom(channels, prior_headroom)
 
     def encode(self, x: torch.Tensor):
         return self.ReconNet.encode(x)

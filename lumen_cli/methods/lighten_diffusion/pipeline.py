@@ -48,9 +48,12 @@ PRESETS = {
             {"ch": 64, "ch_mult": [1, 2, 3, 4], "num_res_blocks": 2, "attn_levels": [2]},
         ),
     },
-    # compact: the same modules at an eighth of the CTDN width and half the U-Net width
+    # compact: the same modules at a quarter of the CTDN width (16: the decoder's 1/2-scale
+    # features then hold 4 values per output pixel; width 8 held 2 for 3 colours, and blurred)
+    # with residual decomposition heads around the smoothed max-RGB maps (``nets.prior_maps``),
+    # and half the U-Net width
     "lite": {
-        "decom": ("lighten-diffusion.ctdn", {"channels": 8}),
+        "decom": ("lighten-diffusion.ctdn", {"channels": 16, "prior_headroom": 0.6}),
         "unet": (
             "lighten-diffusion.unet",
             {"ch": 32, "ch_mult": [1, 1, 2, 2], "num_res_blocks": 1, "attn_levels": [2]},

@@ -16,7 +16,12 @@ reconstructible and decomposable into R x L. lumen's losses, all L1 unless said:
   the skips, which is how inference uses the decoder (the sampled latent, the low image's skips);
 - latent anchor (lumen choice): E(x) ~ 8x8 average of x (clamped to [0.01, 0.99], inside the
   sigmoid's reach), so the latent is a small image and
-  R x L is a Retinex product of light, not of an arbitrary code (weight ``w_anchor``);
+  R x L is a Retinex product of light, not of an arbitrary code (weight ``w_anchor``); with
+  ``anchor_gamma`` the average is taken in linear light and raised to 1/gamma, so a linear
+  gain on a frame is an exact common factor on its latent, and with ``anchor_log`` the error is
+  measured between logarithms (relative: dark latents are fitted as closely, in ratio);
+  the latent is shaped by reconstruction and anchor only (the decomposition terms below see a
+  detached latent: letting them pull on it froze the encoder of the residual CTDN);
 - Retinex consistency R x L ~ latent (the latent as a fixed target: the decomposition fits
   it, not the reverse) for the three latents, each image's error divided by its mean latent
   + 0.1 so dark latents keep their colour (``w_retinex``);
@@ -32,13 +37,19 @@ reconstructible and decomposable into R x L. lumen's losses, all L1 unless said:
   channel ratios exactly, and a strong consistency term is best met by one constant colour
   for R.
 
+With the lite preset the CTDN's heads are residuals around those initial maps (``nets``), so
+the decomposition starts exposure-invariant and the terms above train a correction.
+
 **Stage 2, ``lrdm``** (the latent-Retinex diffusion model, paper Sec. 3.3, as the official
 ``Net.forward``): the frozen CTDN gives z_low, (R_low, L_low) and L_normal; the U-Net learns
 eps for x0 = 2 R_low L_normal - 1 conditioned on 2 z_low - 1 (timesteps drawn antithetically,
 t and T-1-t, as the official code), plus the self-constrained consistency loss
 0.001 * |DDIM(cond) - R_low L_low^0.2|_1 with gradients through the sampler. The official code
-samples that DDIM with the inference step count (20); ``scc_steps`` sets it (lite: fewer, for
-CPU cost; the term's weight is small either way).
+samples that DDIM with the inference step count (20); ``scc_steps`` sets it (lite: off, for
+CPU cost; the term's weight is small either way). With ``relight`` = gamma (lumen option) the
+target's illumination is not an unrelated normal crop's L (whose structure stage 2 would paint
+into the output) but the low image's own L^gamma scaled so that the mean of R_low x L equals
+the normal crops' mean latent (``relit_illumination``).
 """
 
 from __future__ import annotations
@@ -67,21 +78,35 @@ def darken(x: torch.Tensor, gain=(1 / 30, 1 / 3), noise=(0.0, 0.02)) -> torch.Te
     return (d + s * torch.randn_like(d)).clamp(0, 1)
 
 
+def latent_anchor(x: torch.Tensor, gamma: float | None = 2.2) -> torch.Tensor:
+    """The small image the encoder's latent is pulled towards, for x (B,3,H,W) sRGB in [0,1]:
+    the 8x8 average of x's linear light to the power 1/``gamma`` (None: the 8x8 average of
+    the sRGB values), clamped to [0.01, 0.99] (inside the sigmoid's reach). With a power law
+    a linear-light gain k on x scales the anchor by exactly k^(1/gamma), so R = z / L of a
+    darker exposure of the same frame equals the brighter one's (sRGB's linear toe would
+    darken the shadows of very dark frames more than the rest)."""
+    if gamma is None:
+        return F.avg_pool2d(x, 8).clamp(0.01, 0.99)
+    from lumen_cli.ops.color import srgb_to_linear
+
+    lin = F.avg_pool2d(srgb_to_linear(x.clamp(0, 1)), 8)
+    return lin.clamp_min(1e-8).pow(1 / gamma).clamp(0.01, 0.99)
+
+
 def retinex_terms(r, lum, z, headroom: float = 0.6, sigma: float = 2.0):
     """(relative |R L - z|, smoothness of L guided by z, priors) for latents z (B,3,h,w) and
-    their decomposition (R, L). The priors pull L towards the max-RGB of z blurred (Gaussian
-    ``sigma`` latent pixels) / ``headroom`` (at most 1), a smooth illumination as in LIME, and R
-    towards z / that L (at most 1): the CTDN's own initial maps, smoothed, and scaled so R's
-    target stays off the sigmoid's asymptote 1 (aimed at exactly, the logits grow until R
-    saturates to a colourless constant)."""
-    from lumen_cli.ops.filters import gaussian_blur
+    their decomposition (R, L). The priors pull (R, L) towards ``nets.prior_maps``: L towards
+    the max-RGB of z blurred (Gaussian ``sigma`` latent pixels) / ``headroom`` (at most 1), a
+    smooth illumination as in LIME, and R towards z / that L: the CTDN's own initial maps,
+    smoothed, and scaled so R's target stays off the sigmoid's asymptote 1 (aimed at exactly,
+    the logits grow until R saturates to a colourless constant)."""
+    from lumen_cli.methods.lighten_diffusion.nets import prior_maps
 
     l1 = lum[:, :1]
     z = z.detach()  # the decomposition fits the latent, not the other way round
     err = (r * l1 - z).abs().mean((1, 2, 3)) / (z.mean((1, 2, 3)) + 0.1)
-    zmax = gaussian_blur(z.amax(1, keepdim=True), sigma).clamp_min(1e-3)
-    l_target = (zmax / headroom).clamp(max=1.0)
-    prior = (l1 - l_target).abs().mean() + (r - (z / l_target).clamp(max=1.0)).abs().mean()
+    r_target, l_target = prior_maps(z.float(), headroom, sigma)
+    prior = (l1 - l_target).abs().mean() + (r - r_target).abs().mean()
     return err.mean(), RL.illumination_smoothness(l1, z), prior
 
 
@@ -94,11 +119,17 @@ def ctdn_loss(
     w_smooth: float = 0.2,
     w_refl: float = 0.1,
     w_prior: float = 1.0,
+    anchor_gamma: float | None = None,
+    anchor_log: bool = False,
+    gain=(1 / 30, 1 / 3),
 ):
-    """Stage 1 loss (see the module docstring)."""
+    """Stage 1 loss (see the module docstring). ``anchor_gamma``: see ``latent_anchor``;
+    ``anchor_log``: compare latent and anchor as logarithms (a relative error: a dark
+    frame's latent is then fitted as closely, in ratio, as a bright one's, so R = z / L of two
+    exposures can agree); ``gain``: the linear-light gain range of the darker exposure."""
     decom = nets["decom"]
     low, normal = batch["low"], batch["normal"]
-    dark = darken(normal)
+    dark = darken(normal, gain=tuple(gain))
     x = torch.cat([low, normal, dark])
     z, skips = decom.encode(x)
     z_n, z_d = z[low.shape[0] :].chunk(2)
@@ -107,8 +138,12 @@ def ctdn_loss(
     rec = decom.decode(z, skips)
     swap = decom.decode(torch.cat([z_n, z_d]), [torch.cat(p) for p in zip(sk_d, sk_n)])
     l_rec = (rec - x).abs().mean() + (swap - torch.cat([normal, dark])).abs().mean()
-    l_anchor = (z - F.avg_pool2d(x, 8).clamp(0.01, 0.99)).abs().mean()
-    r, lum = decom.retinex(z)
+    anchor = latent_anchor(x, anchor_gamma)
+    if anchor_log:
+        l_anchor = (z.clamp_min(1e-4).log() - anchor.log()).abs().mean()
+    else:
+        l_anchor = (z - anchor).abs().mean()
+    r, lum = decom.retinex(z.detach())  # the latent is made by reconstruction and anchor only
     l_ret, l_smooth, l_prior = retinex_terms(r, lum, z)
     r_n, r_d = r[low.shape[0] :].chunk(2)
     l_refl = (r_n - r_d).abs().mean()
@@ -125,13 +160,29 @@ def ctdn_loss(
     return loss, {k: float(v.detach()) for k, v in logs.items()}
 
 
+def relit_illumination(r_low, l_low, level, gamma: float | None):
+    """The illumination of stage 2's target R_low x L (lumen option; None: the paper's
+    L_normal). (B,3,h,w) maps in [0,1] and ``level`` (a scalar: the mean latent of the
+    unrelated normal-light crops) -> L = clamp(s L_low^gamma, max 1), s per image so that
+    the mean of R_low x s L_low^gamma equals ``level``. Only a brightness statistic of the
+    normal frames enters, none of their structure; ``gamma`` < 1 compresses the low image's own
+    illumination contrast as LIME's gamma correction of L does (Guo et al., TIP 2017)."""
+    lg = l_low.clamp_min(1e-4).pow(gamma)
+    s = level / (r_low * lg).mean((1, 2, 3), keepdim=True).clamp_min(1e-4)
+    return (s * lg).clamp(max=1.0)
+
+
 def consistency_loss(pred: torch.Tensor, r_low: torch.Tensor, l_low: torch.Tensor, gamma=0.2):
     """The self-constrained consistency term: mean |pred - R_low L_low^gamma| (unweighted)."""
     return (pred - r_low * l_low.clamp_min(1e-6).pow(gamma)).abs().mean()
 
 
-def lrdm_loss(nets, batch, step, scc_steps: int = 20, w_scc: float = 1e-3):
-    """Stage 2 loss: noise MSE + w_scc * consistency (see the module docstring)."""
+def lrdm_loss(
+    nets, batch, step, scc_steps: int = 20, w_scc: float = 1e-3, relight: float | None = None
+):
+    """Stage 2 loss: noise MSE + w_scc * consistency (see the module docstring). ``relight``:
+    None, the target is R_low x L_normal (paper); a number gamma, R_low x
+    ``relit_illumination`` (the low image's own L brought to the normal crops' level)."""
     decom, unet = nets["decom"], nets["unet"]
     low, normal = batch["low"], batch["normal"]
     with torch.no_grad():
@@ -139,6 +190,8 @@ def lrdm_loss(nets, batch, step, scc_steps: int = 20, w_scc: float = 1e-3):
         r, lum = decom.retinex(z)
         b = low.shape[0]
         z_low, r_low, l_low, l_n = z[:b], r[:b], lum[:b], lum[b:]
+        if relight is not None:
+            l_n = relit_illumination(r_low, l_low, z[b:].float().mean(), relight)
         cond = 2 * z_low.float() - 1
         x0 = 2 * (r_low * l_n).float() - 1
     a_bar = schedule().to(x0.device)
