@@ -10,7 +10,9 @@ ABOUT = {
     "recipe unchanged (5 DDIM steps, eta 1, the refiner on every x0; --seed repeats it)",
     "measured": "lite with its RDA/IDA bypassed (tone base + finish) scores the same on "
     "sice/val and differs by 0.5 of 255 per pixel; --steps and --seed move it by 0.1-0.6: "
-    "more steps do not help (BENCHMARKS.md, Ablation)",
+    "more steps do not help (BENCHMARKS.md, Ablation); without the tone prior, the first "
+    "diff-retinex-lite (TDN 800 + IDA 2000 + RDA 2500 steps) scored 20.16 dB / 0.663 against "
+    "22.9 / 0.80 with it (benchmarks/NOTES.md; not re-trained at today's length)",
     "paper weights": "download TDN, Diff-RDA and Diff-IDA from the authors' README "
     "(github.com/XunpengYi/Diff-Retinex, research use only), then `lumen weights convert "
     "diff-retinex model/ -o diff-retinex-paper.safetensors` and pass --weights",
