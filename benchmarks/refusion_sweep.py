@@ -76,7 +76,7 @@ def oracle_row(pipe, pairs) -> dict:
 
     from lumen_cli.train import evaluate as E
 
-    ae, ps, ss = pipe.nets["ae"], [], []
+    ae, ps, ss = pipe.ae, [], []
     for lo, hi in pairs:
         x, y = E.read_pixels(lo), E.read_pixels(hi)
         with torch.no_grad():

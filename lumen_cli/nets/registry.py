@@ -28,6 +28,7 @@ ARCHS: dict[str, str] = {
     "lighten-diffusion.unet": "lumen_cli.methods.lighten_diffusion.unet:DiffusionUNet",
     "refusion.nafnet": "lumen_cli.methods.refusion.nets:ConditionalNAFNet",
     "refusion.unet": "lumen_cli.methods.refusion.nets:LatentUNet",
+    "refusion.pool": "lumen_cli.methods.refusion.nets:PoolLatent",
     "lldiffusion.encoder": "lumen_cli.methods.lldiffusion.nets:DegEncoder",
     "lldiffusion.unet": "lumen_cli.methods.lldiffusion.unet:DiffusionUNet",
 }

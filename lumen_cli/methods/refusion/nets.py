@@ -11,6 +11,9 @@ with Latent-Space Diffusion Models", CVPRW 2023).
   and keeps the intermediate maps ("hidden"); its decoder takes a latent plus the hidden maps of
   the *degraded* image as skips, so a clean latent can be decoded with the degraded image's
   detail ("latent replacing").
+- ``PoolLatent`` (lumen's lite): a fixed, parameter-free stand-in for that auto-encoder with the
+  same interface: the latent is the image averaged over factor x factor blocks, and decoding
+  adds the latent's change, upsampled, to the image the skips came from.
 
 Module and parameter names follow the official checkpoints' key layout, so their state dicts
 load strictly. Shapes: images (B,3,H,W) in [0,1]; latents (B,embed_dim,H/8,W/8) (of the image
@@ -259,9 +262,6 @@ class LatentUNet(nn.Module):
     ``latent_scale`` (lumen's lite; 1 in the paper) multiplies the latent the encoder returns
     (and divides it back before decoding): it sets the latents' size relative to the SDE's
     fixed noise level lambda without changing the auto-encoder's weights.
-    ``residual`` (lumen's lite; False in the paper): the decoder's output is added to the image
-    whose skips it decodes with (``decode``'s ``base``); its last conv starts at zero, so an
-    untrained decoder returns that image.
     """
 
     def __init__(
@@ -273,11 +273,9 @@ class LatentUNet(nn.Module):
         embed_dim: int = 8,
         attn: bool = True,
         latent_scale: float = 1.0,
-        residual: bool = False,
     ):
         super().__init__()
         self.latent_scale = float(latent_scale)
-        self.residual = bool(residual)
         m = [1, *ch_mult]
         n = len(ch_mult)
         self.multiple = 2**n
@@ -315,9 +313,6 @@ class LatentUNet(nn.Module):
         self.latent_conv = nn.Conv2d(ch * m[-1], embed_dim, 1, bias=False)
         self.post_latent_conv = nn.Conv2d(embed_dim, ch * m[-1], 1, bias=False)
         self.final_conv = nn.Conv2d(ch, out_ch, 3, padding=1)
-        if self.residual:
-            nn.init.zeros_(self.final_conv.weight)
-            nn.init.zeros_(self.final_conv.bias)
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
         """Reflect-pad right/bottom to a multiple of 2^len(ch_mult)."""
@@ -350,18 +345,14 @@ class LatentUNet(nn.Module):
         base: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Latent + skips (from ``encode``, usually of the degraded image) -> (B,out_ch,H,W),
-        cropped to ``hw`` (the unpadded size; None: the padded size). ``residual`` nets add
-        ``base``, the image the skips were encoded from (B,out_ch,H,W), padded here."""
+        cropped to ``hw`` (the unpadded size; None: the padded size). ``base`` (the image the
+        skips came from) is unused: ``PoolLatent``'s interface."""
         x = self.post_latent_conv(z if self.latent_scale == 1.0 else z / self.latent_scale)
         for k, (res1, res2, attn, up) in enumerate(self.decoder):
             x = res1(torch.cat([x, hidden[-(2 * k + 1)]], dim=1))
             x = res2(torch.cat([x, hidden[-(2 * k + 2)]], dim=1))
             x = up(attn(x))
         x = self.final_conv(x + hidden[0])
-        if self.residual:
-            if base is None:
-                raise ValueError("a residual LatentUNet decodes with base= (the skips' image)")
-            x = x.float() + self.pad(base.float())  # fp32: bf16 would round the image
         return x if hw is None else x[..., : hw[0], : hw[1]]
 
     def forward(
@@ -373,9 +364,46 @@ class LatentUNet(nn.Module):
         hw = x.shape[-2:]
         if replace_with is None:
             z, hidden = self.encode(x)
-            return self.decode(z, hidden, hw, base=x)
+            return self.decode(z, hidden, hw)
         b = x.shape[0]
         z, hidden = self.encode(torch.cat([x, replace_with], 0))
         skips = [torch.cat([h[:b], h[:b]], 0) for h in hidden]
-        out = self.decode(z, skips, hw, base=torch.cat([x, x], 0))
+        out = self.decode(z, skips, hw)
         return out[:b], out[b:]
+
+
+class PoolLatent(nn.Module):
+    """Fixed auto-encoder of lumen's ``lite`` preset (no parameters), ``LatentUNet``'s interface.
+
+    ``encode(x)`` -> (latent_scale * avgpool_f(x), [x padded]): the image's f x f block means
+    (f = ``factor``) at 1/f size; ``decode(z, hidden, hw, base)`` -> base + bilinear_f(z /
+    latent_scale - avgpool_f(base)): the latent's change against the base image's own latent,
+    upsampled, added to the base. So decode(encode(b), ., base=b) = b exactly, and the SDE on
+    the latent changes only the picture's low frequencies (local exposure and colour). Images
+    are reflect-padded to a multiple of 2f (the pipeline's tiling grid), as ``LatentUNet``.
+    """
+
+    def __init__(self, factor: int = 8, latent_scale: float = 10.0):
+        super().__init__()
+        self.factor, self.latent_scale = int(factor), float(latent_scale)
+        self.multiple = 2 * self.factor
+
+    pad = LatentUNet.pad
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        xp = self.pad(x.float())
+        return F.avg_pool2d(xp, self.factor) * self.latent_scale, [xp]
+
+    def decode(
+        self,
+        z: torch.Tensor,
+        hidden: list[torch.Tensor],
+        hw: tuple[int, int] | None = None,
+        base: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if base is None:
+            raise ValueError("PoolLatent decodes with base= (the image the skips came from)")
+        b = self.pad(base.float())
+        d = z.float() / self.latent_scale - F.avg_pool2d(b, self.factor)
+        x = b + F.interpolate(d, scale_factor=self.factor, mode="bilinear", align_corners=False)
+        return x if hw is None else x[..., : hw[0], : hw[1]]

@@ -4,7 +4,7 @@ The degraded photo is the mean mu of a mean-reverting SDE; sampling starts at mu
 runs the SDE backwards to the clean image (``lumen_cli.diffusion.sde``). Recipe for one image
 x (1,3,H,W) in [0,1], sRGB::
 
-    latent presets (lite, lite-input, paper-latent):
+    latent presets (lite, lite-input: the fixed net "pool" in place of "ae"; paper-latent):
       analyze (whole image):
         0. lite: curves = tone(x), m(.) = T(.) with them   # lumen's tone prior; else m(x) = x
         1. mu   = ae.encode(m(x)).latent              # 1/8 size; in row strips when local
@@ -13,7 +13,7 @@ x (1,3,H,W) in [0,1], sRGB::
       per tile:
         4. hidden = ae.encode(m(window)).hidden       # the skips of the (toned) input
         5. out    = ae.decode(z_0[window], hidden)     # window: the tile plus a margin, aligned
-                    (+ m(window) in lite: its decoder is residual)
+                    (lite: m(window) + upsampled change of the latent)
     pixel preset (paper):
       analyze: z = N(0, I) for the whole image; per tile: x_T = x + lambda z[tile], the
       sampler on the tile (its per-step noise is drawn for the whole image and cropped).
@@ -22,17 +22,17 @@ x (1,3,H,W) in [0,1], sRGB::
 Presets: ``paper`` is the official pixel model (deshadow ConditionalNAFNet, 76.6 M parameters),
 ``paper-latent`` the official latent model (NAFNet on 8-channel latents, 76.6 M, plus the
 2.0 M auto-encoder); both load converted official checkpoints (``lumen weights convert
-refusion``). ``lite`` (lumen's, trained here on SICE) is a latent model: a 0.83 M-parameter
-auto-encoder without attention (ch 8, ch_mult [2, 4, 8, 8]; a local net, so the latent of a
-large photo is encoded in strips and its decoder runs per tile) and a width-16 NAFNet. Its
-SDE runs on the whole picture at 1/8 size, so tiles agree with the untiled run and the step
-count barely changes the time of large photos. Lumen additions in ``lite``: the SDE's mean is
-the latent of the tone prior's image T(x) (``lumen_cli.prior.tone``, whole-image curves; the
-paper's mu is the degraded input), the decoder is residual on T(x), and the noise net
-predicts x_0 - mu (``train.predict``). ``lite-input`` is the same without the tone prior
-(mu = the input's latent, the decoder residual on the input): the ablation. (The first
-refusion-lite file, mu = x with the paper's noise prediction and a plain decoder, still loads:
-files carry their nets' configurations.)
+refusion``). ``lite`` (lumen's, trained here on SICE) adds two things to the latent model:
+the SDE's mean is the latent of the tone prior's image T(x) (``lumen_cli.prior.tone``,
+whole-image curves; the paper's mu is the degraded input), and the latent is the fixed 8 x 8
+block mean of the image (``nets.PoolLatent``, no parameters): decoding adds the sampled
+latent's change, upsampled, to T(x), so the SDE (a width-16 NAFNet predicting x_0 - mu,
+``train.predict``) corrects T(x)'s local exposure and colour. A local, parameter-free encoder:
+the latent of a large photo is encoded in strips and decoded per tile; the SDE runs on the
+whole picture at 1/8 size, so tiles agree with the untiled run. ``lite-input`` is the same
+without the tone prior (mu = the input's block means): the ablation. (The first refusion-lite
+file, mu = x with a learned auto-encoder and the paper's noise prediction, still loads: files
+carry their nets' configurations.)
 
 ``opts.extra["sampler"]``: ``sde`` (Euler–Maruyama, the paper's), ``ode`` or ``posterior``;
 ``opts.steps``: evenly spaced steps out of T = 100 (``DEFAULT_SAMPLER``, ``default_steps``).
@@ -63,11 +63,10 @@ PAPER_NAF = {
     "dec_blk_nums": [1, 1, 1, 1],
 }
 PAPER_AE = {"in_ch": 3, "out_ch": 3, "ch": 8, "ch_mult": [4, 8, 8, 16], "embed_dim": 8}
-LITE_NAF = {**PAPER_NAF, "img_channel": 8, "width": 16, "enc_blk_nums": [1, 1, 1, 1]}
-LITE_AE = {**PAPER_AE, "ch_mult": [2, 4, 8, 8], "attn": False, "latent_scale": 10.0}
+LITE_NAF = {**PAPER_NAF, "img_channel": 3, "width": 16, "enc_blk_nums": [1, 1, 1, 1]}
 LITE_NETS = {
     "noise": ("refusion.nafnet", {**LITE_NAF, "global_skip": True, "prediction": "x0"}),
-    "ae": ("refusion.unet", {**LITE_AE, "residual": True}),
+    "pool": ("refusion.pool", {"factor": 8, "latent_scale": 10.0}),
 }
 DEFAULT_SAMPLER = "posterior"
 MARGIN = 32  # context (px, a multiple of 16) around a decoded tile and an encoded strip
@@ -142,7 +141,14 @@ class RefusionPipeline(Pipeline):
 
     @property
     def latent(self) -> bool:
-        return "ae" in self.nets
+        return self.ae is not None
+
+    @property
+    def ae(self):
+        """The latent presets' auto-encoder (learned ``ae`` or fixed ``pool``), else None."""
+        from lumen_cli.methods.refusion.train import latent_net
+
+        return latent_net(self.nets)
 
     def _settings(self, opts: EnhanceOptions) -> tuple[str, int]:
         sampler = str(opts.extra.get("sampler") or DEFAULT_SAMPLER)
@@ -185,7 +191,7 @@ class RefusionPipeline(Pipeline):
             return ctx
         with torch.no_grad():
             # 1. the degraded image's latent: the SDE's mean
-            mu = encode_latent(self.nets["ae"], x.to(self.device), self._mean_fn(ctx)).float()
+            mu = encode_latent(self.ae, x.to(self.device), self._mean_fn(ctx)).float()
 
             # 2. x_T = mu + lambda z, every noise drawn on the CPU from the run's generator
             def draw(_i: int = 0) -> torch.Tensor:
@@ -215,7 +221,7 @@ class RefusionPipeline(Pipeline):
     def _decode_region(self, x: torch.Tensor, ctx: dict, region: Region) -> torch.Tensor:
         """Steps 4-5: decode the sampled latent over ``region`` with the skips of a window
         (the region plus MARGIN, on the latent grid) of the degraded image."""
-        ae, full = self.nets["ae"], ctx["image"]
+        ae, full = self.ae, ctx["image"]
         m, f = ae.multiple, ae.multiple // 2
         H, W = full.shape[-2:]
         y0, x0, y1, x1 = region

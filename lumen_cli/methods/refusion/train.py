@@ -13,9 +13,9 @@
 
 lumen's ``lite`` preset adds a ``tone`` net (the shared tone prior, ``lumen_cli.prior.tone``,
 trained first by the shared ``tone`` stage): the SDE's mean is then the latent of T(low)
-instead of low, the auto-encoder encodes T(low) and decodes with its skips (residually: an
-untrained decoder returns T(low)), and the noise net predicts x_0 − μ (``prediction="x0"``)
-with an L1 loss on that x_0 estimate in place of the maximum-likelihood loss.
+instead of low; its latent is the fixed 1/8 block mean (``nets.PoolLatent``, named ``pool``: no
+auto-encoder stage), and the noise net predicts x_0 − μ (``prediction="x0"``) with an L1 loss
+on that x_0 estimate in place of the maximum-likelihood loss.
 
 Randomness uses torch's global RNG (seeded and checkpointed by the engine).
 """
@@ -76,13 +76,23 @@ def autoencoder_loss(nets, batch, step, w_low: float = 1.0, crop: int | None = N
     return l_high + w_low * l_low, logs
 
 
+def latent_net(nets):
+    """The auto-encoder of a latent preset: the trained ``ae`` (paper-latent) or the fixed
+    ``pool`` (lite, ``nets.PoolLatent``); None for the pixel preset."""
+    for name in ("ae", "pool"):
+        if name in nets:
+            return nets[name]
+    return None
+
+
 @torch.no_grad()
 def endpoints(nets, low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(mu, x0): the SDE's mean and clean end for a batch: the images (``low`` already the mean
     image, see ``pair``), or with an ``ae`` net (frozen) their latents."""
-    if "ae" not in nets:
+    ae = latent_net(nets)
+    if ae is None:
         return low.float(), high.float()
-    z, _ = nets["ae"].encode(torch.cat([low, high], 0))
+    z, _ = ae.encode(torch.cat([low, high], 0))
     mu, x0 = z.float().chunk(2, 0)
     return mu, x0
 
@@ -123,7 +133,7 @@ def stages() -> list:
         Stage(
             "sde",
             trains=("noise",),
-            uses=("ae", "tone"),
+            uses=("ae", "pool", "tone"),
             loss=sde_loss,
             defaults={"lr": 1e-3, "steps": 2000, "batch_size": 4, "crop": 192, "warmup": 50},
         ),
