@@ -6,12 +6,12 @@ ABOUT = {
     "the authors released no low-light model",
     "bundled": "refusion-lite: tone prior (0.18 M) + IR-SDE noise net (width-16 NAFNet, "
     "1.24 M) on a fixed 1/8 block-mean latent, trained here on SICE (tone 600 + SDE 1200 "
-    "steps): about 22.1 dB / 0.776 SSIM on sice/val at the default (posterior, 20 steps)",
+    "steps): 22.18 dB / 0.7717 SSIM on sice/val at the default (posterior, 20 steps)",
     "lumen adds": "lite only: the SDE's mean is the latent of the tone prior's T(x), not of "
     "the input; the latent is the image's 8x8 block means (no learned auto-encoder) and the "
     "net predicts x0. The tone prior gives nearly all of the score: T(x) alone scores 22.60 dB "
     "/ 0.7835 on sice/val, and the SDE net's local exposure / colour correction lowers that "
-    "by about 0.5 dB (benchmarks/NOTES.md, BENCHMARKS.md refusion section)",
+    "by 0.4 dB (benchmarks/NOTES.md, BENCHMARKS.md refusion section)",
     "paper weights": "the authors' Refusion files (github.com/Algolzw/image-restoration-sde) "
     "are for other tasks (deshadowing, dehazing); `lumen weights convert refusion FILE.pth` "
     "(both latent files for paper-latent) loads them for parity or fine-tuning",
