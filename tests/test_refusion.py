@@ -418,6 +418,28 @@ def test_training_pairs_use_the_whole_images_curves():
     assert math.isfinite(float(loss.detach()))
 
 
+def test_sde_stage_caches_the_mean_latent_of_whole_images(monkeypatch):
+    """sde_loss on whole images: the latent of T(low) comes from mean_latents' cache, equal to
+    encoding T(low) directly; an image seen before is not toned again."""
+    from lumen_cli.methods.refusion import train as RT
+
+    pipe = _built("lite")
+    nets = dict(pipe.nets.items())
+    ae = RT.latent_net(nets)
+    low = torch.rand(3, 3, 48, 64) * 0.2
+    want = ae.encode(RT.mean_image(nets, low))[0].float()
+    torch.testing.assert_close(RT.mean_latents(nets, ae, low[:2]), want[:2])
+    calls = []
+    real = RT.mean_image
+    monkeypatch.setattr(RT, "mean_image", lambda n, x: calls.append(len(x)) or real(n, x))
+    torch.testing.assert_close(RT.mean_latents(nets, ae, low), want)
+    assert calls == [1]  # only the third image is new
+    batch = {"low": low, "high": torch.rand(3, 3, 48, 64)}
+    cached, _ = RT.sde_loss(nets, batch, 0)
+    assert calls == [1] and math.isfinite(float(cached.detach()))  # all three were cached
+    torch.testing.assert_close(RT.endpoints(nets, *RT.pair(nets, batch, None))[0], want)
+
+
 def test_pool_latent_round_trip_and_low_frequency_change():
     from lumen_cli.methods.refusion.nets import PoolLatent
 

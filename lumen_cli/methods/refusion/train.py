@@ -22,11 +22,14 @@ Randomness uses torch's global RNG (seeded and checkpointed by the engine).
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
 from lumen_cli.diffusion import sde as S
 
 SCHEDULE = S.irsde_schedule(max_sigma=50, T=100, eps=0.005)  # the paper's (both configs)
+MEAN_CACHE_BYTES = 1 << 29  # memory bound of ``mean_latents``' cache (per auto-encoder object)
 
 
 @torch.no_grad()
@@ -97,10 +100,36 @@ def endpoints(nets, low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor
     return mu, x0
 
 
+@torch.no_grad()
+def mean_latents(nets, ae, low: torch.Tensor) -> torch.Tensor:
+    """(B,C,h,w) latents of the mean images of a batch of whole images, ``ae.encode(
+    mean_image(low))``, memoised per image by its bytes. The tone prior and the auto-encoder are
+    frozen in the SDE stage, so each distinct training image (each flip / rotation of it) is
+    toned and encoded once; the cache lives on ``ae`` and holds at most MEAN_CACHE_BYTES."""
+    cache = ae.__dict__.setdefault("_lumen_mean_cache", {})
+    keys = [
+        hashlib.blake2b(im.float().cpu().numpy().tobytes(), digest_size=16).digest() for im in low
+    ]
+    got = {k: cache[k].to(low.device) for k in keys if k in cache}
+    todo = [i for i, k in enumerate(keys) if k not in got]
+    if todo:
+        for i, z in zip(todo, ae.encode(mean_image(nets, low[todo]))[0].float()):
+            got[keys[i]] = z
+            if len(cache) * z.numel() * 4 < MEAN_CACHE_BYTES:
+                cache[keys[i]] = z.cpu()
+    return torch.stack([got[k] for k in keys])
+
+
 def sde_loss(nets, batch, step, sched: S.IRSDESchedule = SCHEDULE, crop: int | None = None):
     """The maximum-likelihood loss |reverse_step(x_t, eps_hat) - x*_{t-1}|_1 (mean); for an
-    x0-predicting net (lite) |x̂_0 − x_0|_1 (mean). On a ``crop`` of the mean image (``pair``)."""
-    mu, x0 = endpoints(nets, *pair(nets, batch, crop))
+    x0-predicting net (lite) |x̂_0 − x_0|_1 (mean). On a ``crop`` of the mean image (``pair``);
+    latent presets on whole images take the mean's latent from ``mean_latents``' cache."""
+    ae, low = latent_net(nets), batch["low"]
+    if ae is not None and (crop is None or crop >= min(low.shape[-2:])):
+        with torch.no_grad():
+            mu, x0 = mean_latents(nets, ae, low), ae.encode(batch["high"])[0].float()
+    else:
+        mu, x0 = endpoints(nets, *pair(nets, batch, crop))
     b = mu.shape[0]
     t = torch.randint(1, sched.T + 1, (b,))
     x_t = S.q_sample(x0, mu, sched, t, torch.randn_like(mu))
