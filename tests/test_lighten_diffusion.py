@@ -1,7 +1,8 @@
 """LightenDiffusion: parity with the official code (``../shared/parity/lighten-diffusion``:
 every unit and the whole 20-step sampling run with its recorded noise), full-size key coverage
 and parameter counts, the CTDN's shapes, the sampler's step sequence, the consistency loss, the
-unpaired training stages and the pipeline (seeded, tiles agree with the whole image)."""
+unpaired training stages (the relit target, the lite preset's x0 parameterisation) and the
+pipeline (seeded, tiles agree with the whole image)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from lumen_cli.methods.lighten_diffusion.pipeline import (
     PRESETS,
     LightenDiffusionPipeline,
     latent_window,
+    sample_latent,
 )
 from lumen_cli.nets.registry import build_net
 from tests.parity import close
@@ -229,17 +231,74 @@ def test_latent_anchor_scales_with_linear_gain():
     assert T.latent_anchor(x, None).shape == (2, 3, 4, 4)
 
 
-def test_relit_illumination():
-    """The target illumination keeps only the normal crops' mean level: mean R L = level,
-    and L follows the low image's own L^gamma."""
+def test_relit_target_is_the_quotient_relit_to_the_level():
+    """The target keeps only the normal crops' mean level: mean target = level; with gamma 1 it
+    is a common gain on the low latent, with gamma < 1 the quotient z / L times s L^gamma."""
     torch.manual_seed(0)
-    r = 0.2 + 0.6 * torch.rand(2, 3, 8, 8)
-    l_low = (0.02 + 0.1 * torch.rand(2, 1, 8, 8)).expand(-1, 3, -1, -1)
-    lt = T.relit_illumination(r, l_low, torch.tensor(0.3), 0.8)
-    assert float(lt.max()) < 1  # no clamping here
-    assert (r * lt).mean((1, 2, 3)).tolist() == pytest.approx([0.3, 0.3], abs=1e-5)
-    ratio = lt / l_low.pow(0.8)
-    assert float(ratio.std((1, 2, 3)).max()) < 1e-5
+    z = 0.01 + 0.1 * torch.rand(2, 3, 8, 8)
+    l_low = (0.05 + 0.1 * torch.rand(2, 1, 8, 8)).expand(-1, 3, -1, -1)
+    t = T.relit_target(z, l_low, torch.tensor(0.3), 0.8)
+    assert float(t.max()) < 1  # no clipping here
+    assert t.mean((1, 2, 3)).tolist() == pytest.approx([0.3, 0.3], abs=1e-5)
+    ratio = t / (z / l_low * l_low.pow(0.8))
+    assert float((ratio.std((1, 2, 3)) / ratio.mean((1, 2, 3))).max()) < 1e-5
+    g = T.relit_target(z, l_low, torch.tensor(0.3), 1.0) / z
+    assert float((g.std((1, 2, 3)) / g.mean((1, 2, 3))).max()) < 1e-5
+
+
+def test_relit_target_clips_only_the_product():
+    """Where bright areas pass 1 only the product is clipped, the low latent's contrast is kept
+    below it, and the clipped mean still reaches the level."""
+    torch.manual_seed(0)
+    z = 0.01 + 0.2 * torch.rand(2, 3, 8, 8)
+    l_low = torch.full((2, 3, 8, 8), 0.2)
+    t = T.relit_target(z, l_low, torch.tensor(0.6), 1.0, iters=30)
+    assert float(t.max()) == 1.0 and bool((t == 1).any())
+    assert t.mean((1, 2, 3)).tolist() == pytest.approx([0.6, 0.6], abs=1e-3)
+    for i in range(2):  # one gain per image below the clip
+        ratio = (t[i] / z[i])[t[i] < 1]
+        assert float(ratio.std() / ratio.mean()) < 1e-5
+
+
+def test_x0_from_eps_inverts_forward_diffusion():
+    torch.manual_seed(0)
+    a_bar = T.schedule()
+    x0, e = torch.rand(4, 3, 5, 5) * 2 - 1, torch.randn(4, 3, 5, 5)
+    t = torch.tensor([0, 10, 500, 999])
+    x_t = ddpm.q_sample(x0, t, a_bar, e)
+    assert float((ddpm.eps_from_x0(x_t, x0, t.float(), a_bar) - e).abs().max()) < 2e-3
+
+
+class _ConstX0(torch.nn.Module):
+    """An x0-predicting stand-in for the U-Net: always the same latent."""
+
+    pred = "x0"
+
+    def __init__(self, x0):
+        super().__init__()
+        self.x0 = x0
+
+    def forward(self, x, t):
+        return self.x0.expand(x.shape[0], -1, -1, -1)
+
+
+@pytest.mark.parametrize("steps", [1, 5, 20, 50])
+def test_x0_sampler_returns_the_prediction_whatever_the_noise(steps):
+    """With an x0-predicting U-Net DDIM (eta 0) ends at its prediction, for every noise seed
+    and step count: the brightness is no longer set by the noise."""
+    x0 = torch.rand(1, 3, 4, 4) * 1.6 - 0.8
+    cond = torch.zeros(2, 3, 4, 4)
+    out = sample_latent(_ConstX0(x0), cond, torch.randn(2, 3, 4, 4) * 3, steps)
+    assert float((out - (x0 + 1) / 2).abs().max()) < 1e-4
+
+
+def test_presets_parameterisation():
+    """The paper's U-Net predicts eps (parity); the lite preset's predicts x0."""
+    paper = build_net("lighten-diffusion.unet", {**PRESETS["paper"]["unet"][1], "ch": 32})
+    lite = build_net("lighten-diffusion.unet", PRESETS["lite"]["unet"][1])
+    assert (paper.pred, lite.pred) == ("eps", "x0")
+    with pytest.raises(ValueError):
+        build_net("lighten-diffusion.unet", {"ch": 32, "pred": "v"})
 
 
 def test_lrdm_relight_target_trains():
@@ -249,10 +308,12 @@ def test_lrdm_relight_target_trains():
     )
     batch = {"low": torch.rand(2, 3, 64, 64) * 0.2, "normal": torch.rand(2, 3, 64, 64)}
     nets["decom"].requires_grad_(False)
-    loss, logs = T.lrdm_loss(nets, batch, 0, w_scc=0.0, relight=0.8)
+    loss, logs = T.lrdm_loss(nets, batch, 0, w_scc=0.0, relight=1.0)
     loss.backward()
-    assert torch.isfinite(loss) and set(logs) == {"noise"}
+    assert torch.isfinite(loss) and set(logs) == {"x0"}  # the lite U-Net learns x0
     assert any(p.grad is not None for p in nets["unet"].parameters())
+    nets["unet"].pred = "eps"
+    assert set(T.lrdm_loss(nets, batch, 0, w_scc=0.0, relight=1.0)[1]) == {"noise"}
 
 
 def test_pipeline_seeded_and_tiled():

@@ -78,6 +78,14 @@ def ddim_eps_sample(
     return x
 
 
+def eps_from_x0(x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, a_bar: torch.Tensor):
+    """The eps that an x0 prediction implies at step t (B,) (integer values, any dtype):
+    (x_t - sqrt(a_t) x0) / sqrt(1 - a_t). With it ``ddim_eps_sample`` samples an
+    x0-predicting model: its x0 estimate at each step is then exactly that prediction."""
+    a = a_bar.to(x_t.device)[t.long()].view(-1, *([1] * (x_t.dim() - 1)))
+    return (x_t - a.sqrt() * x0) / (1 - a).sqrt()
+
+
 def q_sample(x0: torch.Tensor, t: torch.Tensor, a_bar: torch.Tensor, noise: torch.Tensor):
     """Forward diffusion x_t = sqrt(a_t) x0 + sqrt(1 - a_t) noise; t (B,) long."""
     a = a_bar.to(x0.device)[t].view(-1, 1, 1, 1)

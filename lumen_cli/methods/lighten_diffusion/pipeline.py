@@ -8,7 +8,9 @@ Recipe for one image x (1,3,H,W) float in [0,1], sRGB, as the official ``evaluat
         z, skips = CTDN encoder(x)                    z (B,3,h/8,w/8) in (0,1)
         cond     = 2 z - 1
         x0       = DDIM eta 0 (U-Net eps(cat(cond, x_t), t), noise[tile]), steps S:
-                   t = T/S*(S-1), ..., T/S, 0 then the x0 estimate (no clipping inside)
+                   t = T/S*(S-1), ..., T/S, 0 then the x0 estimate (no clipping inside);
+                   an x0-predicting U-Net (lite: ``pred = "x0"``, lumen option) gives x0
+                   clamped to [-1,1] and DDIM uses the eps it implies
         z^       = clamp((x0 + 1) / 2, 0, 1)           the latent of R_low x L_normal
         out      = CTDN decoder(z^, skips)             the low image's own pyramid as skips
         crop, clamp to [0,1]
@@ -56,7 +58,16 @@ PRESETS = {
         "decom": ("lighten-diffusion.ctdn", {"channels": 16, "prior_headroom": 0.6}),
         "unet": (
             "lighten-diffusion.unet",
-            {"ch": 32, "ch_mult": [1, 1, 2, 2], "num_res_blocks": 1, "attn_levels": [2]},
+            {
+                "ch": 32,
+                "ch_mult": [1, 1, 2, 2],
+                "num_res_blocks": 1,
+                "attn_levels": [2],
+                # x0, not eps: at t ~ 950 (sqrt(alpha_bar) ~ 0.01) a small eps error sets the
+                # whole brightness of an eps model's DDIM sample; an x0 model's estimate is the
+                # conditional target itself from the first step
+                "pred": "x0",
+            },
         ),
     },
 }
@@ -67,13 +78,27 @@ def schedule() -> torch.Tensor:
     return ddpm.alpha_bar_f32(ddpm.linear_betas_f32(T_TRAIN, 1e-4, 2e-2))
 
 
+def unet_pred(unet) -> str:
+    """'eps' or 'x0': what ``unet`` (or the module it wraps) predicts."""
+    return getattr(unet, "pred", None) or getattr(getattr(unet, "module", None), "pred", "eps")
+
+
 def sample_latent(unet, cond: torch.Tensor, noise: torch.Tensor, steps: int, callback=None):
     """DDIM (eta 0) of the LRDM: cond (B,3,h,w) = 2 z_low - 1, noise (B,3,h,w) -> latent
-    (B,3,h,w) in [0,1] (``clamp((x0 + 1) / 2)``). Differentiable."""
+    (B,3,h,w) in [0,1] (``clamp((x0 + 1) / 2)``). An x0-predicting U-Net's output is clamped to
+    [-1,1] and turned into the eps it implies (``ddpm.eps_from_x0``). Differentiable."""
+    a_bar = schedule()
+
+    def model(xt, t):
+        out = unet(torch.cat([cond, xt], dim=1), t)
+        if unet_pred(unet) == "eps":
+            return out
+        return ddpm.eps_from_x0(xt, out.to(xt.dtype).clamp(-1, 1), t, a_bar)  # in x_t's dtype
+
     x0 = ddpm.ddim_eps_sample(
-        lambda xt, t: unet(torch.cat([cond, xt], dim=1), t),
+        model,
         noise,
-        schedule(),
+        a_bar,
         ddpm.ddim_skip_pairs(T_TRAIN, steps),
         callback=callback,
     )

@@ -43,13 +43,15 @@ the decomposition starts exposure-invariant and the terms above train a correcti
 **Stage 2, ``lrdm``** (the latent-Retinex diffusion model, paper Sec. 3.3, as the official
 ``Net.forward``): the frozen CTDN gives z_low, (R_low, L_low) and L_normal; the U-Net learns
 eps for x0 = 2 R_low L_normal - 1 conditioned on 2 z_low - 1 (timesteps drawn antithetically,
-t and T-1-t, as the official code), plus the self-constrained consistency loss
+t and T-1-t, as the official code; an x0-predicting U-Net, ``pred = "x0"``, learns x0 itself
+by the same mean squared error), plus the self-constrained consistency loss
 0.001 * |DDIM(cond) - R_low L_low^0.2|_1 with gradients through the sampler. The official code
 samples that DDIM with the inference step count (20); ``scc_steps`` sets it (lite: off, for
 CPU cost; the term's weight is small either way). With ``relight`` = gamma (lumen option) the
 target's illumination is not an unrelated normal crop's L (whose structure stage 2 would paint
-into the output) but the low image's own L^gamma scaled so that the mean of R_low x L equals
-the normal crops' mean latent (``relit_illumination``).
+into the output) but the low image's own L^gamma, scaled so that the target's mean equals the
+normal crops' mean latent, times the Retinex quotient z_low / L_low (``relit_target``). Only the
+product is clipped at 1, not L (clipping L flattened every bright area of the target).
 """
 
 from __future__ import annotations
@@ -60,7 +62,12 @@ import torch
 import torch.nn.functional as F
 
 from lumen_cli.diffusion import ddpm
-from lumen_cli.methods.lighten_diffusion.pipeline import T_TRAIN, sample_latent, schedule
+from lumen_cli.methods.lighten_diffusion.pipeline import (
+    T_TRAIN,
+    sample_latent,
+    schedule,
+    unet_pred,
+)
 from lumen_cli.retinex import losses as RL
 
 
@@ -160,16 +167,22 @@ def ctdn_loss(
     return loss, {k: float(v.detach()) for k, v in logs.items()}
 
 
-def relit_illumination(r_low, l_low, level, gamma: float | None):
-    """The illumination of stage 2's target R_low x L (lumen option; None: the paper's
-    L_normal). (B,3,h,w) maps in [0,1] and ``level`` (a scalar: the mean latent of the
-    unrelated normal-light crops) -> L = clamp(s L_low^gamma, max 1), s per image so that
-    the mean of R_low x s L_low^gamma equals ``level``. Only a brightness statistic of the
-    normal frames enters, none of their structure; ``gamma`` < 1 compresses the low image's own
-    illumination contrast as LIME's gamma correction of L does (Guo et al., TIP 2017)."""
-    lg = l_low.clamp_min(1e-4).pow(gamma)
-    s = level / (r_low * lg).mean((1, 2, 3), keepdim=True).clamp_min(1e-4)
-    return (s * lg).clamp(max=1.0)
+def relit_target(z_low, l_low, level, gamma: float = 1.0, iters: int = 8):
+    """Stage 2's relit target (lumen option): the low latent z_low (B,3,h,w) with its
+    illumination l_low (the CTDN's L) replaced by s L^gamma, i.e. the Retinex quotient
+    R = z_low / L (as LIME's R = I / T, Guo et al., TIP 2017) times the new illumination:
+    min(s z_low L^(gamma - 1), 1), s per image so that its mean equals ``level`` (a scalar:
+    the mean latent of the unrelated normal-light crops; fixed-point updates of s from the
+    unclipped solution, only the product is clipped). Only a brightness statistic of the normal
+    frames enters, none of their structure. gamma 1 is a common gain on the latent, which undoes
+    a linear-light exposure change (the latent is a power law of linear light); gamma < 1
+    compresses the low image's illumination contrast as LIME's gamma on T does. The quotient,
+    not the CTDN's own R, is used: R x L only approximates the latent."""
+    zg = z_low * l_low[:, :1].clamp_min(1e-3).pow(gamma - 1.0)
+    s = level / zg.mean((1, 2, 3), keepdim=True).clamp_min(1e-4)
+    for _ in range(iters):  # the clip lowers the mean: raise s until it is back at the level
+        s = s * level / (s * zg).clamp(max=1.0).mean((1, 2, 3), keepdim=True).clamp_min(1e-4)
+    return (s * zg).clamp(max=1.0)
 
 
 def consistency_loss(pred: torch.Tensor, r_low: torch.Tensor, l_low: torch.Tensor, gamma=0.2):
@@ -180,9 +193,9 @@ def consistency_loss(pred: torch.Tensor, r_low: torch.Tensor, l_low: torch.Tenso
 def lrdm_loss(
     nets, batch, step, scc_steps: int = 20, w_scc: float = 1e-3, relight: float | None = None
 ):
-    """Stage 2 loss: noise MSE + w_scc * consistency (see the module docstring). ``relight``:
-    None, the target is R_low x L_normal (paper); a number gamma, R_low x
-    ``relit_illumination`` (the low image's own L brought to the normal crops' level)."""
+    """Stage 2 loss: noise (or x0) MSE + w_scc * consistency (see the module docstring).
+    ``relight``: None, the target is R_low x L_normal (paper); a number gamma,
+    ``relit_target`` (the low latent's own L^gamma at the normal crops' level)."""
     decom, unet = nets["decom"], nets["unet"]
     low, normal = batch["low"], batch["normal"]
     with torch.no_grad():
@@ -190,17 +203,21 @@ def lrdm_loss(
         r, lum = decom.retinex(z)
         b = low.shape[0]
         z_low, r_low, l_low, l_n = z[:b], r[:b], lum[:b], lum[b:]
-        if relight is not None:
-            l_n = relit_illumination(r_low, l_low, z[b:].float().mean(), relight)
+        if relight is None:
+            target = r_low * l_n
+        else:
+            target = relit_target(z_low.float(), l_low.float(), z[b:].float().mean(), relight)
         cond = 2 * z_low.float() - 1
-        x0 = 2 * (r_low * l_n).float() - 1
+        x0 = 2 * target.float() - 1
     a_bar = schedule().to(x0.device)
     t = torch.randint(0, T_TRAIN, (b // 2 + 1,), device=x0.device)
     t = torch.cat([t, T_TRAIN - t - 1])[:b]
     e = torch.randn_like(x0)
     x_t = ddpm.q_sample(x0, t, a_bar, e)
-    l_noise = (unet(torch.cat([cond, x_t], 1), t.float()).float() - e).pow(2).mean()
-    loss, logs = l_noise, {"noise": float(l_noise.detach())}
+    out = unet(torch.cat([cond, x_t], 1), t.float()).float()
+    key = "x0" if unet_pred(unet) == "x0" else "noise"
+    l_noise = (out - (x0 if key == "x0" else e)).pow(2).mean()
+    loss, logs = l_noise, {key: float(l_noise.detach())}
     if w_scc > 0 and scc_steps > 0:
         pred = sample_latent(unet, cond, torch.randn_like(x0), scc_steps).float()
         l_scc = consistency_loss(pred, r_low.float(), l_low.float())

@@ -5,7 +5,10 @@ conv residual blocks with the timestep embedding added after the first conv, att
 nearest x2 upsampling + conv, zero-pad (right/bottom) + stride-2 conv downsampling, skip
 concatenation on the way up. LightenDiffusion conditions it by concatenation: the input is
 ``cat([cond, x_t])`` (B,6,h,w), the condition first, both in [-1,1]; the output is the noise eps
-(B,3,h,w). The timestep ``t`` is a float tensor (B,) holding the integer step 0..T-1.
+(B,3,h,w), as in the paper. ``pred = "x0"`` (lumen option, the lite preset) marks a U-Net trained
+to output the clean latent x0 instead (the x0 parameterisation of Ho et al. 2020, Sec. 3.2);
+the architecture is the same, the sampler converts. The timestep ``t`` is a float tensor (B,)
+holding the integer step 0..T-1.
 
 Attention sits at the level indices ``attn_levels`` (official: level 2 only, not chosen by
 resolution) and in the middle block. It is global softmax attention over the pixels of that
@@ -100,8 +103,8 @@ class _Level(nn.Module):
 
 
 class DiffusionUNet(nn.Module):
-    """eps-predicting conditional U-Net. ``forward(x, t)``: x (B, 2*in_channels, h, w) =
-    cat(cond, x_t); t (B,) float step index -> eps (B, out_ch, h, w)."""
+    """Conditional U-Net. ``forward(x, t)``: x (B, 2*in_channels, h, w) = cat(cond, x_t); t (B,)
+    float step index -> (B, out_ch, h, w): eps (``pred = "eps"``, the paper) or x0 (``"x0"``)."""
 
     def __init__(
         self,
@@ -112,8 +115,12 @@ class DiffusionUNet(nn.Module):
         out_ch: int = 3,
         attn_levels: tuple[int, ...] = (2,),
         groups: int = 32,
+        pred: str = "eps",
     ):
         super().__init__()
+        if pred not in ("eps", "x0"):
+            raise ValueError(f"pred must be 'eps' or 'x0', got {pred!r}")
+        self.pred = pred
         ch_mult, attn_levels = tuple(ch_mult), tuple(attn_levels)
         self.ch, self.num_res_blocks, self.n_levels = ch, num_res_blocks, len(ch_mult)
         self.size_multiple = 2 ** (len(ch_mult) - 1)
