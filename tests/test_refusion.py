@@ -472,3 +472,12 @@ def test_strip_encoding_of_the_toned_image(monkeypatch):
     # all but the last latent row, which also covers the padding (T of the padded strip there,
     # the padded T of the whole image here: T's chroma blur differs at the border)
     close(strips[..., :-1, :], whole[..., :-1, :], rel=1e-3)
+
+
+def test_default_steps_follow_the_noise_nets_parameterisation():
+    """lite presets (x0-predicting net): LITE_STEPS; noise-predicting nets (paper): 20."""
+    from lumen_cli.methods.refusion.pipeline import LITE_STEPS, NOISE_STEPS
+
+    assert _built("lite").default_steps == LITE_STEPS == 5
+    assert _built("lite-input").default_steps == LITE_STEPS
+    assert _built("paper").default_steps == NOISE_STEPS == 20

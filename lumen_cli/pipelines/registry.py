@@ -58,7 +58,7 @@ METHODS: dict[str, MethodInfo] = {
             "Equations (Luo et al., ICML 2023; latent Refusion, CVPRW 2023)",
             "lumen_cli.methods.refusion.pipeline:RefusionPipeline",
             weights=("refusion-lite",),
-            default_steps=20,
+            default_steps=5,  # the lite preset's (paper presets: 20)
         ),
         MethodInfo(
             "lldiffusion",

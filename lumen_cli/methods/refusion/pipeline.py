@@ -35,7 +35,8 @@ file, mu = x with a learned auto-encoder and the paper's noise prediction, still
 carry their nets' configurations.)
 
 ``opts.extra["sampler"]``: ``sde`` (Euler–Maruyama, the paper's), ``ode`` or ``posterior``;
-``opts.steps``: evenly spaced steps out of T = 100 (``DEFAULT_SAMPLER``, ``default_steps``).
+``opts.steps``: evenly spaced steps out of T = 100 (``DEFAULT_SAMPLER``; ``default_steps``
+LITE_STEPS = 5 for the lite presets' x0-predicting net, NOISE_STEPS = 20 for noise nets).
 ``opts.extra["stop"]`` (diagnostics, to measure what each part adds): ``"mean"`` returns the
 image the SDE's mean is encoded from (T(x) in lite, x otherwise) and ``"autoencoder"`` decodes
 the mean's own latent (no sampling).
@@ -69,6 +70,8 @@ LITE_NETS = {
     "pool": ("refusion.pool", {"factor": 8, "latent_scale": 10.0}),
 }
 DEFAULT_SAMPLER = "posterior"
+LITE_STEPS = 5  # default steps of the lite presets' x0-predicting net (chosen on sice/train)
+NOISE_STEPS = 20  # default steps of a noise-predicting net (paper presets, the first lite file)
 MARGIN = 32  # context (px, a multiple of 16) around a decoded tile and an encoded strip
 STRIP_PIXELS = 1 << 20  # pixels per row strip when a local auto-encoder encodes a large photo
 
@@ -117,7 +120,7 @@ def apply_exposure(out: torch.Tensor, exposure: float | None) -> torch.Tensor:
 class RefusionPipeline(Pipeline):
     method: ClassVar[str] = "refusion"
     size_multiple: ClassVar[int] = 16
-    default_steps: ClassVar[int | None] = 20
+    default_steps: ClassVar[int | None] = LITE_STEPS
     presets: ClassVar[dict[str, dict[str, tuple[str, dict[str, Any]]]]] = {
         "paper": {"noise": ("refusion.nafnet", PAPER_NAF)},
         "paper-latent": {
@@ -132,6 +135,12 @@ class RefusionPipeline(Pipeline):
     min_overlap: ClassVar[int] = 32
     decomposes: ClassVar[bool] = False  # it overrides decompose only to say so
     schedule: ClassVar[S.IRSDESchedule] = S.irsde_schedule(50, 100, 0.005)
+
+    def __init__(self, nets=None):
+        super().__init__(nets)
+        noise = self.nets["noise"] if "noise" in self.nets else None
+        if noise is not None and getattr(noise, "prediction", "noise") != "x0":
+            self.default_steps = NOISE_STEPS
 
     @classmethod
     def stages(cls) -> list:
