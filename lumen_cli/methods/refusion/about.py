@@ -5,13 +5,16 @@ ABOUT = {
     "shipped), paper (pixel, 76.6 M) and paper-latent (78.6 M): the authors' architectures; "
     "the authors released no low-light model",
     "bundled": "refusion-lite: tone prior (0.18 M) + IR-SDE noise net (width-16 NAFNet, "
-    "1.24 M) on a fixed 1/8 block-mean latent, trained here on SICE (tone 600 + SDE 1200 "
-    "steps): 22.18 dB / 0.7717 SSIM on sice/val at the default (posterior, 20 steps)",
+    "1.24 M) on a fixed 1/8 block-mean latent, trained here on SICE (tone 600 + SDE 6000 "
+    "steps, recipes/refusion-lite.toml): 22.61 dB / 0.7833 SSIM on sice/val at the default "
+    "(posterior sampler, 5 steps; more steps score lower)",
     "lumen adds": "lite only: the SDE's mean is the latent of the tone prior's T(x), not of "
     "the input; the latent is the image's 8x8 block means (no learned auto-encoder) and the "
-    "net predicts x0. The tone prior gives nearly all of the score: T(x) alone scores 22.60 dB "
-    "/ 0.7835 on sice/val, and the SDE net's local exposure / colour correction lowers that "
-    "by 0.4 dB (benchmarks/NOTES.md, BENCHMARKS.md refusion section)",
+    "net predicts x0. The tone prior gives most of the score: T(x) alone scores 22.60 dB / "
+    "0.7835 on sice/val, the same preset trained without it (lite-input, mu = x, 1200 SDE "
+    "steps) 19.45 / 0.605. The SDE net moves T(x)'s local exposure and colour by 3.6 of 255 "
+    "levels (median) and scores the same as T(x) on sice/val (+0.18 dB on sice/train) "
+    "(benchmarks/NOTES.md, BENCHMARKS.md refusion section)",
     "paper weights": "the authors' Refusion files (github.com/Algolzw/image-restoration-sde) "
     "are for other tasks (deshadowing, dehazing); `lumen weights convert refusion FILE.pth` "
     "(both latent files for paper-latent) loads them for parity or fine-tuning",
