@@ -4,11 +4,13 @@ import)."""
 ABOUT = {
     "presets": "paper (the authors' architecture, 27.8 M; weights by converting theirs), "
     "lite (1.67 M: CTDN width 16 with residual heads around a smoothed max-RGB "
-    "decomposition, half-width U-Net; trainable from unpaired photos with `lumen train "
-    "--recipe recipes/lighten-diffusion-lite.toml`)",
-    "bundled": "none yet: the best lite run (68 min of CPU, 2026-12-06) scored 9.82 dB / "
-    "0.325 SSIM on sice/val, no better than the input (9.65 / 0.29): its 20-step samples do "
-    "not follow the trained target (benchmarks/NOTES.md); run with --weights",
+    "decomposition, half-width U-Net predicting x0 instead of eps; trainable from unpaired "
+    "photos with `lumen train --recipe recipes/lighten-diffusion-lite.toml`)",
+    "bundled": "none yet: the best lite run (2026-12-06, 64 min of CPU) scores 18.11 dB / "
+    "0.653 SSIM on sice/val at 20 steps (issue target 19.3 / 0.75; classical retinex 18.76 / "
+    "0.747), but its U-Net sets the brightness from each tile's own statistics, so tiled large "
+    "photos show seams, and it shifts saturated hues (red and green towards yellow); "
+    "benchmarks/NOTES.md. Run with --weights",
     "lumen adds": "stage-1 training (encoder/decoder + CTDN), which the authors' code lacks; "
     "losses in methods/lighten_diffusion/train.py",
     "paper weights": "download stage2_weight.pth.tar from the authors' README "
