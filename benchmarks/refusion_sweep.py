@@ -12,8 +12,8 @@ precision auto, default tiling), with the refusion weights given (default: the m
 - T(x) through the auto-encoder without sampling (``"autoencoder"``: decode the mean's own
   latent);
 - the latent path's ceiling: the reference's own latent decoded with the mean image's skips;
-- the full pipeline at every ``--samplers`` x ``--steps`` (the default, posterior 20, is the
-  headline);
+- the full pipeline at every ``--samplers`` x ``--steps`` (the lite file's default sampler
+  and steps is the headline);
 - ``--input-weights``: a mu = x file (preset ``lite-input``) at its default, for the ablation.
 
 Then the no-reference figures of ``benchmarks/run.py`` (``lol_figures``) on the ``--lol``
@@ -41,7 +41,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VAL = ROOT.parent / "shared" / "data" / "sice" / "val"
 DEFAULT_LOL = ROOT.parent / "shared" / "data" / "lol" / "eval15" / "low"
 MARK = "<!-- refusion -->"
-DEFAULT = ("posterior", 20)
 
 
 def val_row(pipe, pairs, label: str, steps=None, extra=None) -> dict:
@@ -132,6 +131,9 @@ def run(args) -> dict:
     lite = load_pipeline("refusion", args.weights)
     old = load_pipeline("refusion", args.input_weights) if args.input_weights else None
     res: dict = {"val": [], "sweep": [], "lol": [], "speed": []}
+    from lumen_cli.methods.refusion.pipeline import DEFAULT_SAMPLER
+
+    default = (DEFAULT_SAMPLER, lite.default_steps)
     res["val"].append(val_row(None, pairs, "input (no enhancement)"))
     res["val"].append(val_row(lite, pairs, "T(x) alone", extra={"stop": "mean"}))
     res["val"].append(
@@ -142,10 +144,12 @@ def run(args) -> dict:
         for n in map(int, args.steps.split(",")):
             row = val_row(lite, pairs, f"{sampler} {n}", n, {"sampler": sampler})
             res["sweep"].append(row | {"sampler": sampler, "steps": n})
-            if (sampler, n) == DEFAULT:
-                res["val"].append(row | {"label": "mu = T(x): full pipeline (posterior 20)"})
+            if (sampler, n) == default:
+                label = f"mu = T(x): full pipeline ({sampler} {n}, the default)"
+                res["val"].append(row | {"label": label})
     if old is not None:
-        res["val"].append(val_row(old, pairs, "mu = x: full pipeline (posterior 20)"))
+        label = f"mu = x: full pipeline ({DEFAULT_SAMPLER} {old.default_steps}, its default)"
+        res["val"].append(val_row(old, pairs, label))
     if args.lol and args.lol.is_dir():
         res["lol"].append(lol_row(load_pipeline("retinex"), "retinex", args))
         res["lol"].append(lol_row(lite, "T(x) alone", args, {"stop": "mean"}))
