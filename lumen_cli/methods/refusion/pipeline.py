@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from lumen_cli import tiling
 from lumen_cli.diffusion import sde as S
 from lumen_cli.errors import UsageError
-from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx
+from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx, srgb_gain
 from lumen_cli.prior.finish import highlight_rolloff
 from lumen_cli.prior.tone import TONE_NET
 
@@ -110,11 +110,12 @@ def encode_latent(ae, x: torch.Tensor, mean_image=_same) -> torch.Tensor:
 
 
 def apply_exposure(out: torch.Tensor, exposure: float | None) -> torch.Tensor:
-    """Output times a linear-light gain (sRGB ~ gamma 2.2), highlights rolled off; [0,1]."""
+    """Output times a linear-light gain (sRGB ~ gamma 2.2), highlights rolled off at the sRGB
+    gain that it implies (values reach e^(1/2.2), mapped to 1), as kind's; [0,1]."""
     if exposure is None or float(exposure) == 1.0:
         return out.clamp(0, 1)
     lifted = out.float().clamp(0, 1) ** 2.2 * float(exposure)
-    return highlight_rolloff(lifted ** (1 / 2.2), exposure).clamp(0, 1)
+    return highlight_rolloff(lifted ** (1 / 2.2), srgb_gain(exposure)).clamp(0, 1)
 
 
 class RefusionPipeline(Pipeline):
