@@ -11,8 +11,8 @@ ABOUT = {
     "lumen adds": "lite only: the SDE's mean is the latent of the tone prior's T(x), not of "
     "the input; the latent is the image's 8x8 block means (no learned auto-encoder) and the "
     "net predicts x0. The tone prior gives most of the score: T(x) alone scores 22.60 dB / "
-    "0.7835 on sice/val, the same preset trained without it (lite-input, mu = x, 1200 SDE "
-    "steps) 19.45 / 0.605. The SDE net moves T(x)'s local exposure and colour by 3.6 of 255 "
+    "0.7835 on sice/val, the same recipe without it (lite-input, mu = x, 6000 SDE steps) "
+    "20.20 / 0.638. The SDE net moves T(x)'s local exposure and colour by 3.6 of 255 "
     "levels (median) and scores the same as T(x) on sice/val (+0.18 dB on sice/train) "
     "(benchmarks/NOTES.md, BENCHMARKS.md refusion section)",
     "paper weights": "the authors' Refusion files (github.com/Algolzw/image-restoration-sde) "
