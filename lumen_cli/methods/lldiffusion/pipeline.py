@@ -41,7 +41,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from lumen_cli.diffusion.ddpm import ddim_eps_sample
+from lumen_cli.diffusion.ddpm import ddim_eps_sample, eps_from_x0
 from lumen_cli.errors import UsageError
 from lumen_cli.methods.lldiffusion import sampling as S
 from lumen_cli.methods.lldiffusion.nets import colour_map, eps_model
@@ -107,8 +107,7 @@ def lite_model(encoder, denoiser, cond, base, a_bar, sigma: float, feats=None):
             x0 = x0 + base
         if base is not None and sigma > 0:
             x0 = anchor_detail((x0 + 1) / 2, (base + 1) / 2, sigma) * 2 - 1
-        a = a_bar.to(x_t.device)[t.long()].view(-1, 1, 1, 1)
-        return (x_t - a.sqrt() * x0) / (1 - a).sqrt()
+        return eps_from_x0(x_t, x0, t, a_bar)
 
     return fn
 
