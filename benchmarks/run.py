@@ -344,10 +344,10 @@ def write_markdown(path: Path, results: list[dict], m: dict, command: str, args,
             lines.append(f"| {label} | {_f(r.get('params'), ',')} | - | - | - | - | - | {note} |")
             continue
         given = getattr(args, "weights_map", {}).get(r["method"])
-        note = f"weights given by --weights: `{given}`" if given else ""
+        note = f" weights given by --weights: `{given}`" if given else ""
         lines.append(
             f"| {label} | {r['params']:,} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
-            f"{r['s_512']:.3f} | {_f(r.get('s_12mp'), '.2f')} | {r['rss_mb']:.0f} | {note} |"
+            f"{r['s_512']:.3f} | {_f(r.get('s_12mp'), '.2f')} | {r['rss_mb']:.0f} |{note} |"
         )
     lines += ["", "LPIPS: not measured (its network weights are not available here)."]
     lines += _lol_markdown(results, args)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-MARK = re.compile(r"<!-- [a-z-]+ -->")
+MARK = re.compile(r"<!-- [a-z0-9-]+ -->")
 
 
 def replace_section(text: str, mark: str, lines: list[str]) -> str:
