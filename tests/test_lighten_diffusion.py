@@ -117,9 +117,9 @@ def test_sampling_run(io, nets, case):
         pipe = LightenDiffusionPipeline(nets)
         from lumen_cli.pipelines.base import EnhanceOptions
 
-        got = pipe.enhance(
-            xp, {"noise": io[f"{case}.x_T"]}, (0, 0) + xp.shape[-2:], EnhanceOptions()
-        )
+        ctx = pipe.analyze(xp, EnhanceOptions(), torch.Generator())
+        ctx.update(noise=io[f"{case}.x_T"], hw=xp.shape[-2:])
+        got = pipe.enhance(xp, ctx, (0, 0) + xp.shape[-2:], EnhanceOptions())
     close(got[..., :h, :w], io[f"{case}.out"].clamp(0, 1), "pipeline")
 
 
@@ -342,3 +342,34 @@ def test_pipeline_seeded_and_tiled():
     assert past.shape == (1, 3, 16, 16)
     assert torch.equal(past[..., :8, 0], ctx["noise"][..., 8:, 24])
     assert torch.equal(past[..., 8:, -1], ctx["noise"][..., -1:, -1].expand(-1, -1, 8))
+
+
+@pytest.mark.parametrize("ref_area", [None, 64 * 64])
+def test_light_is_sampled_once_for_the_whole_image(monkeypatch, ref_area):
+    """One DDIM run per image, however many tiles; tiles then agree. Past REF_AREA the sample
+    is taken on a downscaled copy and its latent gain relights the full-size latent."""
+    from lumen_cli.methods.lighten_diffusion import pipeline as P
+    from lumen_cli.pipelines.base import EnhanceOptions
+    from lumen_cli.pipelines.run import enhance_image
+
+    if ref_area:
+        monkeypatch.setattr(P, "REF_AREA", ref_area)
+    torch.manual_seed(0)
+    nets = LightenDiffusionPipeline.build_nets(
+        "lite", {"decom": {"channels": 8}, "unet": {"ch": 32, "ch_mult": [1, 1, 2, 2]}}
+    )
+    pipe = LightenDiffusionPipeline(nets)
+    calls = []
+    nets["unet"].register_forward_hook(lambda *a: calls.append(1))
+    x = torch.rand(1, 3, 200, 330) * 0.3
+    opts = EnhanceOptions(steps=3, seed=1)
+    whole = enhance_image(pipe, x, opts, tile=None, precision="fp32")
+    per_run = len(calls)  # the U-Net evaluations of one 3-step DDIM run
+    tiled = enhance_image(pipe, x, opts, tile=192, overlap=64, precision="fp32")
+    assert len(calls) == 2 * per_run and tiled.shape == x.shape
+    assert float((whole - tiled).abs().mean()) < 1 / 255
+    ctx = pipe.analyze(x, opts, torch.Generator())
+    if ref_area:
+        assert ctx["scale"] > 1 and ctx["ref"].shape[-2:] == (64, 128)  # 41x67, padded
+    else:
+        assert ctx["scale"] == 1.0 and ctx["ref"].shape[-2:] == (256, 384)

@@ -1,19 +1,34 @@
 """LightenDiffusion (Jiang et al., ECCV 2024) as a lumen pipeline.
 
-Recipe for one image x (1,3,H,W) float in [0,1], sRGB, as the official ``evaluate.py``::
+Recipe for one image x (1,3,H,W) float in [0,1], sRGB, as the official ``evaluate.py`` (one
+DDIM run over the whole image's latent), with lumen's bound on its size::
 
     analyze (whole image, once):
-        noise    = N(0, I) of shape (1,3,ceil(H/64)*8,ceil(W/64)*8) from the CPU generator
-    per tile (padded by the runner to a multiple of 64 by reflection on the right/bottom):
-        z, skips = CTDN encoder(x)                    z (B,3,h/8,w/8) in (0,1)
-        cond     = 2 z - 1
-        x0       = DDIM eta 0 (U-Net eps(cat(cond, x_t), t), noise[tile]), steps S:
+        ref      = x reflect-padded to a multiple of 64 (right/bottom) if its area is at most
+                   REF_AREA, else x area-downscaled by k so it is, then padded
+        noise    = N(0, I) of ref's latent shape (1,3,h_ref/8,w_ref/8), CPU generator
+    light (once, at the first tile; lumen's whole-image step):
+        z_ref    = CTDN encoder(ref)                   (1,3,h_ref/8,w_ref/8) in (0,1)
+        z^_ref   = DDIM eta 0 of the LRDM conditioned on cond = 2 z_ref - 1, steps S:
                    t = T/S*(S-1), ..., T/S, 0 then the x0 estimate (no clipping inside);
                    an x0-predicting U-Net (lite: ``pred = "x0"``, lumen option) gives x0
-                   clamped to [-1,1] and DDIM uses the eps it implies
-        z^       = clamp((x0 + 1) / 2, 0, 1)           the latent of R_low x L_normal
-        out      = CTDN decoder(z^, skips)             the low image's own pyramid as skips
+                   clamped to [-1,1] and DDIM uses the eps it implies;
+                   z^ = clamp((x0 + 1) / 2, 0, 1), the latent of R_low x L_normal
+        k = 1:   the tiles use z^_ref itself (the official whole-image sample)
+        k > 1:   gain = blur(z^_ref) / blur(z_ref) per channel (Gaussian, 1 latent pixel),
+                 upsampled bilinearly to the full image's latent grid
+    per tile (padded by the runner to a multiple of 64 by reflection on the right/bottom):
+        z, skips = CTDN encoder(tile)
+        z^       = z^_ref under the tile (k = 1), or clamp(z x gain under the tile, 0, 1)
+        out      = CTDN decoder(z^, skips)             the tile's own pyramid as skips
         crop, clamp to [0,1]
+
+The diffusion thus decides the light of the whole picture once, so tiles agree (a U-Net run
+per tile would choose each tile's brightness from that tile alone), and its attention (level 2
+and middle, global softmax over the latent) never sees more than REF_AREA / 64 latent pixels:
+memory and time stay bounded for any photo. Up to REF_AREA (0.59 MP, e.g. 600x400 or
+768x768) the result is the official whole-image sample; above it the full-resolution detail
+comes from the CTDN encoder/decoder and the light from the downscaled sample's latent gain.
 
 The CTDN's Retinex decomposition of the latent is a training device (it forms the diffusion's
 target R_low x L_normal); at inference the official code computes it and throws it away, so
@@ -23,23 +38,25 @@ latent L map (smooth by training) upsampled bilinearly; the reflectance is the l
 decoder renders it at full resolution with the detail of x), clamped to [0,1].
 
 ``--exposure`` multiplies the output's linear light (sRGB transfer undone, scaled, redone):
-1.0 = the model's own brightness. Sampling noise is drawn once for the whole image on the CPU
-(``--seed``); a tile takes the noise under its own latent pixels, so overlapping tiles sample
-from the same noise. The U-Net's attention (level 2 and middle) is global over a tile's latent:
-large photos are tiled (``memory_per_pixel``) so its cost stays bounded.
+1.0 = the model's own brightness. Sampling noise is drawn once for the reference on the CPU
+(``--seed``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
+from lumen_cli import tiling
 from lumen_cli.diffusion import ddpm
+from lumen_cli.ops.filters import gaussian_blur
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region
 
 T_TRAIN = 1000  # diffusion steps of the schedule (linear betas 1e-4 -> 2e-2)
+REF_AREA = 768 * 768  # largest padded image area whose latent the LRDM samples at once
 
 PRESETS = {
     # the official configs/unsupervised.yml; CTDN width = the official constructor default
@@ -146,25 +163,66 @@ class LightenDiffusionPipeline(Pipeline):
         return stages()
 
     def analyze(self, x: torch.Tensor, opts: EnhanceOptions, generator: torch.Generator) -> dict:
-        """x: (1,3,H,W) in [0,1]. The whole image's latent sampling noise (CPU generator)."""
+        """x: (1,3,H,W) in [0,1]. The reference image the LRDM samples (x padded to a multiple
+        of 64, area-downscaled first if larger than REF_AREA), its latent sampling noise (CPU
+        generator) and the downscale factor k >= 1."""
         H, W = x.shape[-2:]
         m = self.size_multiple
-        shape = (1, 3, -(-H // m) * m // 8, -(-W // m) * m // 8)
-        return {"noise": torch.randn(shape, generator=generator, dtype=torch.float32)}
+        pad = lambda n: -(-n // m) * m  # noqa: E731
+        k = max(1.0, math.sqrt(pad(H) * pad(W) / REF_AREA))
+        small = x.float()
+        if k > 1.0:
+            size = (max(1, round(H / k)), max(1, round(W / k)))
+            small = F.interpolate(small, size=size, mode="area")
+        h, w = small.shape[-2:]
+        ref = tiling.extract(small, 0, 0, pad(h), pad(w))
+        noise = torch.randn((1, 3, pad(h) // 8, pad(w) // 8), generator=generator)
+        return {"ref": ref, "noise": noise, "scale": k, "ref_hw": (h, w)}
+
+    def light(self, ctx: dict, opts: EnhanceOptions, device) -> dict:
+        """The whole image's light, sampled once (see the module docstring) and kept in ctx:
+        {'latent': z^_ref (1,3,h,w)} when k = 1, else {'gain': (1,3,ceil(H/8),ceil(W/8))}."""
+        if "light" in ctx:
+            return ctx["light"]
+        decom, unet = self.nets["decom"], self.nets["unet"]
+        z_ref, _ = decom.encode(ctx["ref"].to(device))
+        steps = int(opts.steps or self.default_steps)
+        z_hat = sample_latent(
+            unet,
+            2 * z_ref - 1,
+            ctx["noise"].to(device, z_ref.dtype),
+            steps,
+            callback=lambda i, n: opts.report("step", i, n),
+        )
+        if ctx["scale"] == 1.0:
+            light = {"latent": z_hat}
+        else:
+            h, w = (-(-n // 8) for n in ctx["ref_hw"])
+            gain = gaussian_blur(z_hat.float(), 1.0) / gaussian_blur(z_ref.float(), 1.0).clamp_min(
+                1e-3
+            )
+            H, W = ctx["hw"]
+            size = (-(-H // 8), -(-W // 8))
+            light = {"gain": F.interpolate(gain[..., :h, :w], size=size, mode="bilinear")}
+        if all(bool(torch.isfinite(v).all()) for v in light.values()):
+            ctx["light"] = light  # a non-finite one (reduced precision) is redone in the retry
+        return light
 
     def enhance(self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions):
         """x: (B,3,h,w) in [0,1] sRGB tile, h and w multiples of 64 -> (B,3,h,w) in [0,1]."""
-        decom, unet = self.nets["decom"], self.nets["unet"]
-        # 1. encode the low-light tile: latent and the pyramid features the decoder reuses
+        decom = self.nets["decom"]
+        # 1. the whole image's light, sampled once by the LRDM (first tile)
+        light = self.light(ctx, opts, x.device)
+        # 2. encode the tile: its latent and the pyramid features the decoder reuses
         z, skips = decom.encode(x)
-        # 2. the tile's share of the whole image's noise
-        noise = latent_window(ctx["noise"], region).to(z.device).expand(x.shape[0], -1, -1, -1)
-        # 3. DDIM in the latent space, conditioned on the low latent
-        steps = int(opts.steps or self.default_steps)
-        z_hat = sample_latent(
-            unet, 2 * z - 1, noise, steps, callback=lambda i, n: opts.report("step", i, n)
-        )
-        # 4. decode with the low image's skips; 5. the user's light level
+        # 3. the tile's share of the relit latent
+        if "latent" in light:
+            z_hat = latent_window(light["latent"], region).to(z.device, z.dtype)
+        else:
+            gain = latent_window(light["gain"], region).to(z.device, z.dtype)
+            z_hat = (z * gain).clamp(0, 1)
+        z_hat = z_hat.expand(x.shape[0], -1, -1, -1)
+        # 4. decode with the tile's skips; 5. the user's light level
         out = decom.decode(z_hat.to(z.dtype), skips).float().clamp(0, 1)
         return apply_exposure(out, opts.exposure)
 
