@@ -19,17 +19,22 @@ NOISE_KERNEL = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (B,C,H,W), per channel, reflect padding (radius 3σ; the
-    kernel is cut to what reflect padding allows on tiny inputs)."""
+    kernel is cut to what reflect padding allows on tiny inputs). Each pass is a weighted sum
+    of shifted slices (faster on CPU than oneDNN's depthwise convolution for these kernels)."""
     r = int(math.ceil(3 * sigma))
-    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    t = torch.arange(-r, r + 1, dtype=torch.float64)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     pad = min(r, x.shape[-1] - 1, x.shape[-2] - 1)
-    k = k[r - pad : r + pad + 1]
-    k = k / k.sum()
-    c = x.shape[1]
+    k = (k[r - pad : r + pad + 1] / k[r - pad : r + pad + 1].sum()).tolist()
+    H, W = x.shape[-2:]
     y = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    rows = y[..., :, :W] * k[0]
+    for i in range(1, len(k)):
+        rows = rows.add(y[..., :, i : i + W], alpha=k[i])
+    out = rows[..., :H, :] * k[0]
+    for i in range(1, len(k)):
+        out = out.add(rows[..., i : i + H, :], alpha=k[i])
+    return out
 
 
 def box_filter(x: torch.Tensor, r: int) -> torch.Tensor:

@@ -25,7 +25,6 @@ DEBLOCK_K = 1.75  # luma threshold of dct_deblock in units of the local gain, ch
 DEBLOCK_KC = 6.0  # its chroma (Cb, Cr) threshold, chosen alike
 DEBLOCK_BLOCK = 16  # its DCT window: twice JPEG's block size, chosen alike
 DEBLOCK_STRIDE = 2  # its window grid step (1: every pixel; 2: a quarter of the windows)
-DEBLOCK_STRIP = 8  # window rows per pass of dct_deblock (speed only: same result)
 
 
 def highlight_rolloff(x: torch.Tensor, exposure: float | None) -> torch.Tensor:
@@ -77,36 +76,6 @@ def dct_matrix(n: int = DEBLOCK_BLOCK) -> torch.Tensor:
     return m.float()
 
 
-def window_dct(y: torch.Tensor, m: torch.Tensor, s: int = 1) -> torch.Tensor:
-    """2-D DCT of the n x n windows of y (1,1,H,W) whose origins lie on a grid of step ``s``
-    ('valid'), computed separably: (1, n², (H−n)//s+1, (W−n)//s+1), channel u·n + v =
-    horizontal frequency u, vertical v (0: the DC). The vertical pass treats the n
-    horizontal-frequency maps as a batch (a dense 1 -> n conv, faster on oneDNN than the
-    equivalent grouped conv)."""
-    n = m.shape[0]
-    rows = F.conv2d(y, m.view(n, 1, 1, n), stride=(1, s))  # (1, n, H, (W−n)//s+1)
-    _, _, h, w = rows.shape
-    cols = F.conv2d(rows.view(n, 1, h, w), m.view(n, 1, n, 1), stride=(s, 1))
-    return cols.reshape(1, n * n, cols.shape[-2], w)
-
-
-def window_idct(coef: torch.Tensor, m: torch.Tensor, s: int = 1) -> torch.Tensor:
-    """Overlap-add of the inverse DCTs of the windows: the adjoint of ``window_dct``,
-    (1, n², h, w) -> (1, 1, (h−1)·s+n, (w−1)·s+n). Stride 1 as transposed convolutions; a
-    coarser grid as matrix products plus ``F.fold`` (col2im), which oneDNN's strided transposed
-    convolution is slower than."""
-    n = m.shape[0]
-    if s == 1:
-        cols = F.conv_transpose2d(coef, m.view(n, 1, n, 1).repeat(n, 1, 1, 1), groups=n)
-        return F.conv_transpose2d(cols, m.view(n, 1, 1, n))
-    _, _, h, w = coef.shape
-    rows_out = (h - 1) * s + n
-    a = torch.einsum("vj,uvrc->ujrc", m, coef.view(n, n, h, w)).reshape(1, n * n, h * w)
-    cols = F.fold(a, (rows_out, w), (n, 1), stride=(s, 1))  # (1, n, rows_out, w): per u
-    b = torch.einsum("ui,uhc->ihc", m, cols[0]).reshape(1, n, rows_out * w)
-    return F.fold(b, (rows_out, (w - 1) * s + n), (1, n), stride=(1, s))
-
-
 def deblock_plane(
     y: torch.Tensor,
     t: torch.Tensor,
@@ -122,35 +91,60 @@ def deblock_plane(
     Window origins lie on a grid of step ``stride`` (1: every pixel, Yu & Sapiro's sliding
     window; ``stride`` must divide n, so each pixel is covered by (n/stride)² windows). The grid
     is anchored to image coordinates: ``origin`` = (row, column) of y's first pixel in the whole
-    image, so a tile sees the windows the whole image has. Float32, autocast off; windows go in
-    strips of DEBLOCK_STRIP rows so that a strip's n² coefficient maps stay in the CPU's cache.
+    image, so a tile sees the windows the whole image has. The plane is reflect-padded by n − 1
+    (replicate if too small). Float32, autocast off.
+
+    Computation: the windows whose origins share an offset (dy, dx) modulo n tile the plane
+    without overlap, so each of the (n/stride)² offsets is a batch of disjoint blocks, reached
+    by reshaping (no im2col / col2im): per column offset dx, one horizontal DCT of every block
+    row (a matrix product), then per row offset dy the vertical DCT, the thresholding and the
+    vertical inverse as batched matrix products, summed in the horizontal-frequency domain, and
+    one horizontal inverse DCT per dx.
     """
     if n % stride:
         raise ValueError(f"deblock stride {stride} must divide the window size {n}")
     _, _, H, W = y.shape
-    p, s = n - 1, stride
+    p, s, k = n - 1, stride, n // stride
     oy, ox = (p - origin[0]) % s, (p - origin[1]) % s  # first grid origin in the padded plane
     pads = (p, p + s, p, p + s)
     mode = "reflect" if min(H, W) > p + s else "replicate"
     m = dct_matrix(n).to(y.device)
+    mt = m.t().contiguous()
     with torch.autocast(y.device.type, enabled=False):
-        yp = F.pad(y.float(), pads, mode=mode)[..., oy:, ox:]
-        Hp, Wp = yp.shape[-2:]
+        yp = F.pad(y.float(), pads, mode=mode)[0, 0, oy:, ox:]
+        Hp, Wp = yp.shape
         rows, cols = (Hp - n) // s + 1, (Wp - n) // s + 1  # window origins
-        t = F.avg_pool2d(F.pad(t.float(), pads, mode=mode)[..., oy:, ox:], n, s)
-        num = torch.zeros_like(yp)
-        wts = torch.empty(1, 1, rows, cols, device=y.device)
-        for r0 in range(0, rows, DEBLOCK_STRIP):
-            r1 = min(r0 + DEBLOCK_STRIP, rows)
-            coef = window_dct(yp[..., r0 * s : (r1 - 1) * s + n, :], m, s)
-            keep = coef.detach().abs().ge_(t[..., r0:r1, :])  # float 0/1: faster than bool
-            keep[:, 0] = 1
-            w = wts[..., r0:r1, :] = keep.sum(1, keepdim=True).reciprocal_()
-            rec = window_idct(coef.mul_(keep).mul_(w), m, s)
-            num[..., r0 * s : r0 * s + rec.shape[-2], : rec.shape[-1]] += rec
-        den = F.conv_transpose2d(wts, torch.ones(1, 1, n, n, device=y.device), stride=s)
-        out = num[..., : den.shape[-2], : den.shape[-1]] / den.clamp_min(1e-12)
-        return out[..., p - oy : p - oy + H, p - ox : p - ox + W]
+        tp = F.pad(t.float(), pads, mode=mode)[..., oy:, ox:]  # mean of t per window:
+        tw = F.avg_pool2d(F.avg_pool2d(tp, (n, 1), (s, 1)), (1, n), (1, s))[0, 0]  # separable
+        num = yp.new_zeros(Hp, Wp)
+        den = yp.new_zeros(Hp, Wp)
+        for dx in range(0, n, s):
+            nbx = ((cols - 1) * s - dx) // n + 1  # blocks in a row at this column offset
+            if nbx <= 0:
+                continue
+            span = slice(dx, dx + nbx * n)
+            # horizontal DCT of every block row: (Hp, nbx * n), column = block * n + u
+            r = (yp[:, span].reshape(Hp * nbx, n) @ mt).view(Hp, nbx * n)
+            acc = yp.new_zeros(Hp, nbx * n)  # vertical inverses, still horizontal frequencies
+            wsum = yp.new_zeros(Hp, nbx)
+            for dy in range(0, n, s):
+                nby = ((rows - 1) * s - dy) // n + 1
+                if nby <= 0:
+                    continue
+                band = slice(dy, dy + nby * n)
+                coef = torch.matmul(m, r[band].view(nby, n, nbx * n))  # (nby, v, nbx * n)
+                c4 = coef.view(nby, n, nbx, n)  # (block row, v, block, u)
+                thr = tw[dy // s :: k, dx // s :: k][:nby, :nbx, None]
+                keep = c4.detach().abs().ge_(thr[:, None])  # float 0/1: faster than bool
+                keep[:, 0, :, 0] = 1
+                w = keep.sum((1, 3)).reciprocal_()  # (nby, nbx)
+                kept = c4 * keep.mul_(w[:, None, :, None])
+                acc[band].view(nby, n, nbx * n).add_(torch.matmul(mt, kept.view(nby, n, -1)))
+                wsum[band].view(nby, n, nbx).add_(w[:, None])
+            num[:, span] += (acc.view(Hp * nbx, n) @ m).view(Hp, nbx * n)
+            den[:, span].view(Hp, nbx, n).add_(wsum[..., None])
+        out = num / den.clamp_min(1e-12)
+        return out[p - oy : p - oy + H, p - ox : p - ox + W][None, None]
 
 
 def dct_deblock(
@@ -219,6 +213,4 @@ __all__ = [
     "highlight_rolloff",
     "local_gain",
     "shadow_floor",
-    "window_dct",
-    "window_idct",
 ]
