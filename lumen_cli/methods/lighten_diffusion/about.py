@@ -6,10 +6,10 @@ ABOUT = {
     "lite (1.67 M: CTDN width 16 with residual heads around a smoothed max-RGB "
     "decomposition, half-width U-Net predicting x0 instead of eps; trainable from unpaired "
     "photos with `lumen train --recipe recipes/lighten-diffusion-lite.toml`)",
-    "bundled": "none yet: a lite file built by the recipe scores 18.11 dB / 0.653 SSIM on "
-    "sice/val at 20 steps (BENCHMARKS.md; classical retinex 18.76 / 0.747), but its U-Net "
-    "sets the brightness from each tile's own statistics, so tiled large photos show seams, "
-    "and it shifts saturated hues; benchmarks/NOTES.md. Run one with --weights",
+    "bundled": "lighten-diffusion-lite, trained from unpaired sice frames only (no reference "
+    "paired with its input): 17.84 dB / 0.648 SSIM mean on sice/val at 20 steps, below the "
+    "classical retinex method (BENCHMARKS.md); it shifts saturated hues. The diffusion samples "
+    "the whole image's latent once (a downscaled copy above 0.59 MP), so tiles agree",
     "lumen adds": "stage-1 training (encoder/decoder + CTDN), which the authors' code lacks; "
     "losses in methods/lighten_diffusion/train.py",
     "paper weights": "download stage2_weight.pth.tar from the authors' README "
