@@ -341,3 +341,19 @@ def test_odds_base_adjustment_is_a_soft_gain():
     assert torch.allclose(la, expect, atol=1e-5)
     assert (la.diff(dim=-1) > 0).all() and la.max() < 1  # monotone, no clipping
     assert torch.allclose(adjust(l, 1.0).detach(), l, atol=1e-5)  # α = 1: unchanged
+
+
+def test_loader_runs_kind_channels_last_with_the_same_values():
+    from lumen_cli.pipelines.load import load_pipeline
+    from lumen_cli.pipelines.run import enhance_image
+
+    pipe = load_pipeline("kind")
+    conv = next(m for m in pipe.nets.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = smooth_image(1, 96, 128, seed=3) * 0.2
+    opts = EnhanceOptions(seed=0)
+    y_nhwc = enhance_image(pipe, x, opts, precision="fp32")
+    pipe.nets.to(memory_format=torch.contiguous_format)
+    pipe.channels_last = False  # this instance only: the plain NCHW run of the same nets
+    y_nchw = enhance_image(pipe, x, opts, precision="fp32")
+    assert (y_nhwc - y_nchw).abs().max() < 1e-4

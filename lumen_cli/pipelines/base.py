@@ -130,6 +130,9 @@ class Pipeline:
     decomposes: ClassVar[bool] = False
     # how ``EnhanceOptions.exposure`` acts in this method (``lumen methods --verbose``)
     exposure_doc: ClassVar[str] = "a gain on the output's linear light"
+    # True where the method's convolutions run faster on channels-last (NHWC) tensors: the loader
+    # then stores its nets so and the runner hands it channels-last tiles (same values)
+    channels_last: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -32,7 +32,10 @@ def load_pipeline(method: str, weights: str | Path | None = None, device="cpu"):
     if m != method:
         raise WeightsError(f"{weights}: holds weights of method {m!r}, not {method!r}")
     check_finite(nets, weights or name)
-    return cls(nets).to(device)
+    pipe = cls(nets).to(device)
+    if pipe.channels_last:
+        pipe.nets.to(memory_format=torch.channels_last)
+    return pipe
 
 
 def check_finite(nets: dict, source) -> None:

@@ -142,6 +142,8 @@ def _run_tiled(pipe, x, opts, call, channels, tile, overlap, precision):
                 py1 = tiling.padded_window(y0, y1, mult)[1]
                 px1 = tiling.padded_window(x0, x1, mult)[1]
                 t = tiling.extract(x, y0, x0, py1, px1).to(device, torch.float32)
+                if pipe.channels_last:
+                    t = t.contiguous(memory_format=torch.channels_last)
                 region = (y0, x0, py1, px1)
                 res = _with_fallback(
                     lambda d, t=t, region=region: call(t, ctx, region), device, dtype

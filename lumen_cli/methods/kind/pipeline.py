@@ -85,6 +85,7 @@ class KinDPipeline(Pipeline):
     method: ClassVar[str] = "kind"
     size_multiple: ClassVar[int] = 16  # 5-level restoration U-Net (decom needs 4)
     memory_per_pixel: ClassVar[int] = 3072
+    channels_last: ClassVar[bool] = True  # oneDNN's NHWC convolutions (benchmarks/NOTES.md)
     presets: ClassVar[dict[str, dict[str, tuple[str, dict[str, Any]]]]] = PRESETS
     default_preset: ClassVar[str] = "lite"
     exposure_doc: ClassVar[str] = (
