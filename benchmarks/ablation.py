@@ -13,7 +13,9 @@ night photos (no references):
 - the same preset with the paper's own nets bypassed: ``finish_shadows(x, T(x))``;
 - for sampling methods: the full pipeline at other step counts and with another seed;
 - with ``--without-prior METHOD=FILE``: the preset trained without the tone prior (e.g.
-  ``recipes/lldiffusion-lite-plain.toml``), its own default steps, seed 0.
+  ``recipes/lldiffusion-lite-plain.toml``), its own default steps, seed 0;
+- each lumen addition a pipeline lets an option switch off (``Pipeline.ablations``), e.g.
+  lighten-diffusion-lite's bright skips.
 
 Reported: PSNR / SSIM against the references (``lumen eval`` protocol), and the mean absolute
 per-pixel difference (8-bit units) and PSNR between the two renderings. It rewrites the section
@@ -61,10 +63,11 @@ def measure(method: str, args) -> dict:
     from lumen_cli.train.data import list_images, paired_files
 
     pipe = E.load_pipeline(method, None, "cpu")
-    if "tone" not in pipe.nets:
+    if "tone" not in pipe.nets and not pipe.ablations:
         return {}
     default = METHODS[method].default_steps
-    variants: dict = {"bypassed": None}
+    variants: dict = {"bypassed": None} if "tone" in pipe.nets else {}
+    variants |= {name: {"extra": extra} for name, extra in pipe.ablations.items()}
     if method in args.without_prior:
         plain = E.load_pipeline(method, args.without_prior[method], "cpu")
         variants["without tone prior"] = {"pipe": plain}
@@ -106,14 +109,16 @@ def measure(method: str, args) -> dict:
     return out
 
 
-def markdown(results: list[dict], command: str) -> list[str]:
+def markdown(results: list[dict], command: str, section: str = "ablation") -> list[str]:
+    title = "## Ablation: what the `lite` presets' own nets change"
     lines = [
-        "## Ablation: what the `lite` presets' own nets change",
+        title + ("" if section == "ablation" else f" ({section})"),
         "",
         f"Written by `{command}` ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC). "
         "*bypassed* = the same preset with the paper's nets skipped: the shadow finish of "
         "the tone base T(x); *without tone prior* = the preset trained by the same recipe "
-        "without the tone net (the file given to --without-prior). "
+        "without the tone net (the file given to --without-prior); *without X*: the same "
+        "weights with the lumen addition X switched off (`Pipeline.ablations`). "
         "Quality: PSNR / SSIM on the val pairs (medians). Difference: "
         "median over the images of the mean absolute per-pixel difference from the full "
         "pipeline's output (8-bit levels) / PSNR between the two.",
@@ -146,6 +151,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--steps", default="1,5,50", help="other step counts of sampling methods")
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    ap.add_argument("--section", default="ablation", help="name of the section --out writes")
     ap.add_argument(
         "--without-prior",
         action="append",
@@ -165,8 +171,10 @@ def main() -> None:
     text = args.out.read_text() if args.out.exists() else ""
     from sections import replace_section
 
-    args.out.write_text(replace_section(text, MARK, markdown(results, command)))
-    print("\n".join(markdown(results, command)))
+    mark = MARK if args.section == "ablation" else f"<!-- {args.section} -->"
+    lines = markdown(results, command, args.section)
+    args.out.write_text(replace_section(text, mark, lines))
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

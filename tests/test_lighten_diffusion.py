@@ -373,3 +373,48 @@ def test_light_is_sampled_once_for_the_whole_image(monkeypatch, ref_area):
         assert ctx["scale"] > 1 and ctx["ref"].shape[-2:] == (64, 128)  # 41x67, padded
     else:
         assert ctx["scale"] == 1.0 and ctx["ref"].shape[-2:] == (256, 384)
+
+
+def test_skip_gain_inverts_the_latent_power_law():
+    from lumen_cli.methods.lighten_diffusion.pipeline import skip_gain
+
+    z = torch.rand(2, 3, 8, 8) * 0.3 + 0.05
+    k = torch.tensor([4.0, 9.0]).view(2, 1, 1, 1)
+    assert torch.allclose(skip_gain(z * k.pow(1 / 2.2), z), k, rtol=1e-4)
+    assert torch.equal(skip_gain(z * 0.5, z), torch.ones(2, 1, 1, 1))  # never darkens
+
+
+def test_bright_skips_lite_only_and_switchable(monkeypatch):
+    from lumen_cli.methods.lighten_diffusion import pipeline as P
+    from lumen_cli.methods.lighten_diffusion.pipeline import apply_exposure
+    from lumen_cli.pipelines.base import EnhanceOptions
+
+    # a stand-in LRDM that relights the low latent by a known factor
+    monkeypatch.setattr(P, "sample_latent", lambda u, cond, *a, **k: (cond + 1) / 2 * 2.5)
+
+    torch.manual_seed(0)
+    small = {"decom": {"channels": 8}, "unet": {"ch": 32, "ch_mult": [1, 1, 2, 2]}}
+    lite = LightenDiffusionPipeline(LightenDiffusionPipeline.build_nets("lite", small))
+    paper = LightenDiffusionPipeline(LightenDiffusionPipeline.build_nets("paper", small))
+    assert lite.bright_skips and not paper.bright_skips
+    assert lite.ablations == {"without bright skips": {"bright_skips": False}}
+    x = torch.rand(1, 3, 64, 64) * 0.1
+    region = (0, 0, 64, 64)
+
+    def run(extra):
+        opts = EnhanceOptions(steps=2, seed=0, extra=extra)
+        ctx = {**lite.analyze(x, opts, torch.Generator().manual_seed(0)), "hw": (64, 64)}
+        with torch.no_grad():
+            return lite.enhance(x, ctx, region, opts), ctx["light"]
+
+    on, light_on = run({})
+    off, light_off = run({"bright_skips": False})
+    assert torch.equal(light_off["skip_gain"], torch.ones(1, 1, 1, 1))
+    g = light_on["skip_gain"]
+    assert torch.equal(light_on["latent"], light_off["latent"])  # the same sample
+    decom = lite.nets["decom"]
+    with torch.no_grad():
+        _, skips = decom.encode(apply_exposure(x, g))
+        expected = decom.decode(light_on["latent"], skips).float().clamp(0, 1)
+    assert torch.allclose(on, expected, atol=1e-6)
+    assert 2.5**2.2 * 0.99 < float(g) < 2.5**2.2 * 1.01 and not torch.allclose(on, off)

@@ -133,6 +133,9 @@ class Pipeline:
     # True where the method's convolutions run faster on channels-last (NHWC) tensors: the loader
     # then stores its nets so and the runner hands it channels-last tiles (same values)
     channels_last: ClassVar[bool] = False
+    # lumen additions that an ``EnhanceOptions.extra`` switches off, by name, e.g.
+    # {"without bright skips": {"bright_skips": False}} (benchmarks/ablation.py measures them)
+    ablations: ClassVar[dict[str, dict]] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -15,10 +15,12 @@ DDIM run over the whole image's latent), with lumen's bound on its size::
                    clamped to [-1,1] and DDIM uses the eps it implies;
                    z^ = clamp((x0 + 1) / 2, 0, 1), the latent of R_low x L_normal
         k = 1:   the tiles use z^_ref itself (the official whole-image sample)
-        k > 1:   gain = blur(z^_ref) / blur(z_ref) per channel (Gaussian, 1 latent pixel),
+        lite:    g = (mean z^_ref / mean z_ref)^2.2, the linear-light gain the sample implies
+                 (lumen addition, "bright skips"; paper: g = 1)
+        k > 1:   gain = blur(z^_ref) / blur(E(g ref)) per channel (Gaussian, 1 latent pixel),
                  upsampled bilinearly to the full image's latent grid
     per tile (padded by the runner to a multiple of 64 by reflection on the right/bottom):
-        z, skips = CTDN encoder(tile)
+        z, skips = CTDN encoder(g tile)                tile's linear light times g
         z^       = z^_ref under the tile (k = 1), or clamp(z x gain under the tile, 0, 1)
         out      = CTDN decoder(z^, skips)             the tile's own pyramid as skips
         crop, clamp to [0,1]
@@ -29,6 +31,12 @@ and middle, global softmax over the latent) never sees more than REF_AREA / 64 l
 memory and time stay bounded for any photo. Up to REF_AREA (0.59 MP, e.g. 600x400 or
 768x768) the result is the official whole-image sample; above it the full-resolution detail
 comes from the CTDN encoder/decoder and the light from the downscaled sample's latent gain.
+
+Bright skips (lite, lumen addition; ``opts.extra["bright_skips"]`` overrides): the decoder's
+skips are the pyramid of the input brightened by the one linear-light gain g that the sampled
+latent implies, not of the dark input itself, so the decoder renders a latent with the features
+of an image of that latent's exposure, the regime of its reconstruction training. The paper
+preset keeps the official skips of the low image. Measured with and without in BENCHMARKS.md.
 
 The CTDN's Retinex decomposition of the latent is a training device (it forms the diffusion's
 target R_low x L_normal); at inference the official code computes it and throws it away, so
@@ -132,9 +140,20 @@ def latent_window(t: torch.Tensor, region: Region, factor: int = 8) -> torch.Ten
     return t.index_select(-2, ys).index_select(-1, xs)
 
 
-def apply_exposure(img: torch.Tensor, exposure: float | None) -> torch.Tensor:
-    """Scale the linear light of an sRGB image (B,3,H,W) in [0,1] by ``exposure``."""
-    if exposure is None or exposure == 1.0:
+def skip_gain(z_hat: torch.Tensor, z_low: torch.Tensor) -> torch.Tensor:
+    """(B,1,1,1): the linear-light gain that takes the low latent z_low's mean to the sampled
+    z_hat's (latents are 8x8 averages of linear light ^ 1/2.2, so a gain k on the image scales
+    the latent by k^(1/2.2)); at least 1."""
+    ratio = z_hat.float().mean((1, 2, 3), keepdim=True) / z_low.float().mean(
+        (1, 2, 3), keepdim=True
+    ).clamp_min(1e-4)
+    return ratio.pow(2.2).clamp_min(1.0)
+
+
+def apply_exposure(img: torch.Tensor, exposure) -> torch.Tensor:
+    """Scale the linear light of an sRGB image (B,3,H,W) in [0,1] by ``exposure`` (a float or
+    a (B,1,1,1) tensor), clipped at 1."""
+    if exposure is None or (not torch.is_tensor(exposure) and exposure == 1.0):
         return img
     from lumen_cli.ops.color import linear_to_srgb, srgb_to_linear
 
@@ -150,9 +169,12 @@ class LightenDiffusionPipeline(Pipeline):
     memory_per_pixel = 8192
     min_overlap = 64
     exposure_doc = "a gain on the decoded output's linear light (exact sRGB curve, clipped at 1)"
+    ablations: ClassVar = {"without bright skips": {"bright_skips": False}}
 
     def __init__(self, nets=None):
         super().__init__(nets)
+        # lite (an x0-predicting U-Net): bright skips by default; paper: the official skips
+        self.bright_skips = "unet" in self.nets and unet_pred(self.nets["unet"]) == "x0"
         if "decom" in self.nets:  # the full-resolution CTDN features dominate a tile's memory
             self.memory_per_pixel = 96 * self.nets["decom"].ReconNet.conv2.in_channels + 1024
 
@@ -181,7 +203,8 @@ class LightenDiffusionPipeline(Pipeline):
 
     def light(self, ctx: dict, opts: EnhanceOptions, device) -> dict:
         """The whole image's light, sampled once (see the module docstring) and kept in ctx:
-        {'latent': z^_ref (1,3,h,w)} when k = 1, else {'gain': (1,3,ceil(H/8),ceil(W/8))}."""
+        {'latent': z^_ref (1,3,h,w)} when k = 1, else {'gain': (1,3,ceil(H/8),ceil(W/8))},
+        and 'skip_gain' g (1,1,1,1), the linear-light gain of the skips' input (1: off)."""
         if "light" in ctx:
             return ctx["light"]
         decom, unet = self.nets["decom"], self.nets["unet"]
@@ -194,16 +217,21 @@ class LightenDiffusionPipeline(Pipeline):
             steps,
             callback=lambda i, n: opts.report("step", i, n),
         )
+        g = torch.ones(1, 1, 1, 1, device=device)
+        if opts.extra.get("bright_skips", self.bright_skips):
+            g = skip_gain(z_hat, z_ref)
         if ctx["scale"] == 1.0:
-            light = {"latent": z_hat}
+            light = {"latent": z_hat, "skip_gain": g}
         else:
             h, w = (-(-n // 8) for n in ctx["ref_hw"])
-            gain = gaussian_blur(z_hat.float(), 1.0) / gaussian_blur(z_ref.float(), 1.0).clamp_min(
-                1e-3
-            )
+            if float(g) != 1.0:
+                z_ref, _ = decom.encode(apply_exposure(ctx["ref"].to(device), g))
+            z_ref = gaussian_blur(z_ref.float(), 1.0).clamp_min(1e-3)
+            gain = gaussian_blur(z_hat.float(), 1.0) / z_ref
             H, W = ctx["hw"]
             size = (-(-H // 8), -(-W // 8))
-            light = {"gain": F.interpolate(gain[..., :h, :w], size=size, mode="bilinear")}
+            gain = F.interpolate(gain[..., :h, :w], size=size, mode="bilinear")
+            light = {"gain": gain, "skip_gain": g}
         if all(bool(torch.isfinite(v).all()) for v in light.values()):
             ctx["light"] = light  # a non-finite one (reduced precision) is redone in the retry
         return light
@@ -213,8 +241,9 @@ class LightenDiffusionPipeline(Pipeline):
         decom = self.nets["decom"]
         # 1. the whole image's light, sampled once by the LRDM (first tile)
         light = self.light(ctx, opts, x.device)
-        # 2. encode the tile: its latent and the pyramid features the decoder reuses
-        z, skips = decom.encode(x)
+        # 2. encode the tile (its linear light times g): latent and the decoder's skips
+        g = light["skip_gain"].to(x.device)
+        z, skips = decom.encode(x if bool((g == 1).all()) else apply_exposure(x, g))
         # 3. the tile's share of the relit latent
         if "latent" in light:
             z_hat = latent_window(light["latent"], region).to(z.device, z.dtype)
