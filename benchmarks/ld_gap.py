@@ -7,8 +7,12 @@ decoder, whose skips are the low image's own pyramid features. For each val pair
 reference), cropped to a multiple of 64, this script scores (the ``lumen eval`` metrics,
 reporting only: nothing here feeds training or a choice of the shipped recipe):
 
-- output: decode(z^, skips(x)), the pipeline's whole-image path at the default steps;
-- output, exposure oracle: that output under the one linear-light gain giving y's mean luma;
+- output, official skips: decode(z^, skips(x)), the paper's rendering of the LRDM sample z^
+  (whole image, default steps, seed 0);
+- output, bright skips: decode(z^, skips(g x)), the lite pipeline's rendering (g: the gain z^
+  implies, ``pipeline.skip_gain``);
+- output, exposure oracle: the bright-skips output under the one linear-light gain giving y's
+  mean luma;
 - oracle latent: decode(E(y), skips(x)), the reference's own latent through the low image's
   skips: the most a perfect LRDM could give with this decoder;
 - auto-encoder: decode(E(y), skips(y)), the reference through its own encoder and decoder:
@@ -37,7 +41,13 @@ from run import DEFAULT_VAL  # noqa: E402
 from sections import replace_section  # noqa: E402
 
 MARK = "<!-- ld-gap -->"
-ROWS = ("output", "output, exposure oracle", "oracle latent", "auto-encoder")
+ROWS = (
+    "output, official skips",
+    "output, bright skips",
+    "output, exposure oracle",
+    "oracle latent",
+    "auto-encoder",
+)
 
 
 def saturation(img: torch.Tensor) -> float:
@@ -47,16 +57,22 @@ def saturation(img: torch.Tensor) -> float:
 
 def measure(pipe, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
     """The four renderings of one pair x, y (1,3,H,W) in [0,1], H and W multiples of 64."""
-    from lumen_cli.methods.lighten_diffusion.pipeline import sample_latent
+    from lumen_cli.methods.lighten_diffusion.pipeline import (
+        apply_exposure,
+        sample_latent,
+        skip_gain,
+    )
 
     decom, unet = pipe.nets["decom"], pipe.nets["unet"]
     z_x, skips_x = decom.encode(x)
     z_y, skips_y = decom.encode(y)
     noise = torch.randn(z_x.shape, generator=torch.Generator().manual_seed(seed))
-    out = decom.decode(sample_latent(unet, 2 * z_x - 1, noise, pipe.default_steps), skips_x)
-    out = out.clamp(0, 1)
+    z_hat = sample_latent(unet, 2 * z_x - 1, noise, pipe.default_steps)
+    _, skips_g = decom.encode(apply_exposure(x, skip_gain(z_hat, z_x)))
+    out = decom.decode(z_hat, skips_g).clamp(0, 1)
     return {
-        "output": out,
+        "output, official skips": decom.decode(z_hat, skips_x).clamp(0, 1),
+        "output, bright skips": out,
         "output, exposure oracle": exposure_oracle(out, y).clamp(0, 1),
         "oracle latent": decom.decode(z_y, skips_x).clamp(0, 1),
         "auto-encoder": decom.decode(z_y, skips_y).clamp(0, 1),
