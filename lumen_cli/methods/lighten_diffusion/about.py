@@ -7,14 +7,14 @@ ABOUT = {
     "decomposition, half-width U-Net predicting x0 instead of eps; trainable from unpaired "
     "photos with `lumen train --recipe recipes/lighten-diffusion-lite.toml`)",
     "bundled": "lighten-diffusion-lite, trained from unpaired sice frames only (no reference "
-    "paired with its input): 18.57 dB / 0.683 SSIM mean on sice/val at 20 steps, below the "
+    "paired with its input): 18.92 dB / 0.719 SSIM mean on sice/val at 20 steps, below the "
     "classical retinex method's SSIM (BENCHMARKS.md); it desaturates strong colours. The "
     "diffusion samples the whole image's latent once (a downscaled copy above 0.59 MP), so "
     "tiles agree",
     "lumen adds": "stage-1 training (encoder/decoder + CTDN), which the authors' code lacks "
     "(losses in methods/lighten_diffusion/train.py); in lite, bright skips: the decoder's skips "
-    "come from the input brightened by the gain the sampled latent implies (17.84 / 0.648 "
-    "without, BENCHMARKS.md ablation-ld)",
+    "come from the input brightened by the gain the sampled latent implies (BENCHMARKS.md "
+    "ablation-ld measures the preset with and without)",
     "paper weights": "download stage2_weight.pth.tar from the authors' README "
     "(github.com/JianghaiSCU/LightenDiffusion), `lumen weights convert lighten-diffusion "
     "stage2_weight.pth.tar -o lighten-diffusion-paper.safetensors`, pass --weights",
