@@ -38,3 +38,17 @@ def test_measure_renders_output_and_oracles():
     # the exposure oracle row is the output under ceiling.exposure_oracle's gain
     expected = ld_gap.exposure_oracle(out["output, bright skips"], y).clamp(0, 1)
     assert torch.equal(out["output, exposure oracle"], expected)
+
+
+def test_unpaired_autoencode_crops_to_the_latent_grid():
+    import ld_unpaired
+
+    torch.manual_seed(0)
+    nets = LightenDiffusionPipeline.build_nets(
+        "lite", {"decom": {"channels": 8}, "unet": {"ch": 32, "ch_mult": [1, 1, 2, 2]}}
+    )
+    y = torch.rand(1, 3, 100, 150)
+    with torch.no_grad():
+        out, crop = ld_unpaired.autoencode(nets["decom"], y)
+    assert crop.shape == out.shape == (1, 3, 64, 128)
+    assert torch.equal(crop, y[..., :64, :128]) and 0 <= out.min() and out.max() <= 1

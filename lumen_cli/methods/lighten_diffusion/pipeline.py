@@ -152,8 +152,8 @@ def skip_gain(z_hat: torch.Tensor, z_low: torch.Tensor) -> torch.Tensor:
 
 def apply_exposure(img: torch.Tensor, exposure) -> torch.Tensor:
     """Scale the linear light of an sRGB image (B,3,H,W) in [0,1] by ``exposure`` (a float or
-    a (B,1,1,1) tensor), clipped at 1."""
-    if exposure is None or (not torch.is_tensor(exposure) and exposure == 1.0):
+    a (B,1,1,1) tensor), clipped at 1; ``img`` itself when the gain is None or 1."""
+    if exposure is None or bool((torch.as_tensor(exposure) == 1).all()):
         return img
     from lumen_cli.ops.color import linear_to_srgb, srgb_to_linear
 
@@ -224,7 +224,7 @@ class LightenDiffusionPipeline(Pipeline):
             light = {"latent": z_hat, "skip_gain": g}
         else:
             h, w = (-(-n // 8) for n in ctx["ref_hw"])
-            if float(g) != 1.0:
+            if not bool((g == 1).all()):  # the reference's latent at the skips' exposure
                 z_ref, _ = decom.encode(apply_exposure(ctx["ref"].to(device), g))
             z_ref = gaussian_blur(z_ref.float(), 1.0).clamp_min(1e-3)
             gain = gaussian_blur(z_hat.float(), 1.0) / z_ref
@@ -242,8 +242,7 @@ class LightenDiffusionPipeline(Pipeline):
         # 1. the whole image's light, sampled once by the LRDM (first tile)
         light = self.light(ctx, opts, x.device)
         # 2. encode the tile (its linear light times g): latent and the decoder's skips
-        g = light["skip_gain"].to(x.device)
-        z, skips = decom.encode(x if bool((g == 1).all()) else apply_exposure(x, g))
+        z, skips = decom.encode(apply_exposure(x, light["skip_gain"].to(x.device)))
         # 3. the tile's share of the relit latent
         if "latent" in light:
             z_hat = latent_window(light["latent"], region).to(z.device, z.dtype)

@@ -1,0 +1,130 @@
+"""lighten-diffusion's choices judged on its own training data, without references.
+
+    python benchmarks/ld_unpaired.py --baseline OLD.safetensors [--every 7] [--out BENCHMARKS.md]
+
+LightenDiffusion-lite is trained from ``sice/unpaired`` alone, so its choices are made there,
+with figures that need no reference (sice/val is only reported, by ``benchmarks/run.py``):
+
+- the auto-encoder: PSNR / SSIM of decode(E(y), skips(y)) against y for the normal-light frames
+  y, for the shipped weights and the ``--baseline`` file (how well stage 1 learned);
+- bright skips: the no-reference figures of ``benchmarks/run.py`` (``lumen_cli.noref``: luma
+  and chroma noise, shadow shift) of the shipped pipeline's output on the low frames, with the
+  lite default (bright skips) and with ``extra bright_skips = False``.
+
+Frames: every ``--every``-th file of ``--data``, split by mean luma as the recipe does (low at
+most 0.22, normal 0.35-0.65), at most ``--limit`` of each, area-halved above 900 px. Medians.
+Writes the marked section ``<!-- ld-unpaired -->`` of ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shlex
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from sections import replace_section  # noqa: E402
+
+MARK = "<!-- ld-unpaired -->"
+DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "sice" / "unpaired"
+
+
+def split_frames(files, every: int, limit: int) -> tuple[list, list]:
+    """(low, normal) frames (1,3,H,W) in [0,1] of every ``every``-th file, by mean luma."""
+    import torch.nn.functional as F
+
+    from lumen_cli.ops.color import luma
+    from lumen_cli.train import evaluate as E
+
+    low, normal = [], []
+    for f in files[::every]:
+        x = E.read_pixels(f)
+        if max(x.shape[-2:]) > 900:
+            x = F.interpolate(x, scale_factor=0.5, mode="area")
+        m = float(luma(x).mean())
+        if m <= 0.22 and len(low) < limit:
+            low.append(x)
+        elif 0.35 <= m <= 0.65 and len(normal) < limit:
+            normal.append(x)
+    return low, normal
+
+
+def autoencode(decom, y: torch.Tensor) -> torch.Tensor:
+    """decode(E(y), skips(y)) of y cropped to a multiple of 64, and that crop."""
+    h, w = (n - n % 64 for n in y.shape[-2:])
+    y = y[..., :h, :w]
+    z, skips = decom.encode(y)
+    return decom.decode(z, skips).float().clamp(0, 1), y
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", default=None, help="lighten-diffusion weights (default: shipped)")
+    ap.add_argument("--baseline", required=True, help="weights to compare the auto-encoder with")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--every", type=int, default=7)
+    ap.add_argument("--limit", type=int, default=30)
+    ap.add_argument("--out", type=Path, default=None, help="write the section into this file")
+    args = ap.parse_args()
+
+    from lumen_cli import metrics, noref
+    from lumen_cli.api import enhance_tensor
+    from lumen_cli.pipelines.load import load_pipeline
+    from lumen_cli.train.data import list_images
+
+    torch.set_grad_enabled(False)
+    pipe = load_pipeline("lighten-diffusion", args.weights)
+    base = load_pipeline("lighten-diffusion", args.baseline)
+    low, normal = split_frames(list_images(args.data), args.every, args.limit)
+    med = statistics.median
+    ae = {}
+    for name, p in (("baseline", base), ("weights", pipe)):
+        pairs = [autoencode(p.nets["decom"], y) for y in normal]
+        scores = [(float(metrics.psnr(o, y)), float(metrics.ssim(o, y))) for o, y in pairs]
+        ae[name] = (med(s[0] for s in scores), med(s[1] for s in scores))
+    skips = {}
+    for on in (True, False):
+        rows = []
+        for x in low:
+            y = enhance_tensor(pipe, x, extra={"bright_skips": on})
+            sig = noref.noise_sigma(y)[0]
+            rows.append((float(sig[0]), float(sig[1:].mean()), float(noref.shadow_shift(y, x)[0])))
+        skips[on] = tuple(med(r[i] for r in rows) for i in range(3))
+
+    command = " ".join(["python benchmarks/ld_unpaired.py", shlex.join(sys.argv[1:])]).strip()
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    weights = f"`{args.weights}`" if args.weights else "shipped"
+    lines = [
+        "## lighten-diffusion: its choices on its own unpaired training frames",
+        "",
+        f"Written by `{command}` ({when}): every {args.every}th frame of `{args.data}`, "
+        f"{len(normal)} normal-light (mean luma 0.35-0.65) and {len(low)} low-light (at most "
+        "0.22) frames, no references; medians. Auto-encoder: decode(E(y), skips(y)) against y "
+        f"for the normal frames, weights {weights} against `{args.baseline}`. Bright skips: the "
+        "no-reference figures (as the LOL table) of the output on the low frames, on and off.",
+        "",
+        "| auto-encoder of normal frames | PSNR | SSIM |",
+        "|---|---:|---:|",
+        f"| `{args.baseline}` | {ae['baseline'][0]:.2f} | {ae['baseline'][1]:.4f} |",
+        f"| {weights} | {ae['weights'][0]:.2f} | {ae['weights'][1]:.4f} |",
+        "",
+        "| low frames | luma noise | chroma noise | shadow shift |",
+        "|---|---:|---:|---:|",
+    ]
+    for on, label in ((True, "bright skips (lite default)"), (False, "official skips")):
+        lines.append(f"| {label} | {skips[on][0]:.2f} | {skips[on][1]:.2f} | {skips[on][2]:.2f} |")
+    print("\n".join(lines))
+    if args.out:
+        args.out.write_text(replace_section(args.out.read_text(), MARK, lines))
+
+
+if __name__ == "__main__":
+    main()
