@@ -1,6 +1,9 @@
 """Quality and cost of cheaper settings of the shadow finish (``lumen_cli.prior.finish``).
 
     python benchmarks/finish_speed.py --strides 1,2 --data ../shared/data/sice/train --every 7
+    python benchmarks/finish_speed.py --strides 2,2/4,2/8 --methods kind,lldiffusion ...
+
+A stride ``a/b`` uses a for the luma plane and b for the chroma planes (``a``: both).
 
 For each tone-prior method (kind, diff-retinex: their ``lite`` presets with the bundled weights),
 the outputs before the finish are computed once (``opts.extra["post"] = False``, the code of
@@ -22,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--methods", default="kind,diff-retinex")
-    ap.add_argument("--strides", default="1,2")
+    ap.add_argument("--strides", default="1,2", help="luma[/chroma] window steps, e.g. 2,2/4")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/sice/val")
     ap.add_argument("--every", type=int, default=1, help="use every k-th pair")
     ap.add_argument("--precision", default="fp32")
@@ -37,7 +40,7 @@ def main() -> None:
     from lumen_cli.train.data import paired_files
 
     pairs = paired_files(args.data)[:: args.every]
-    strides = [int(s) for s in args.strides.split(",")]
+    strides = args.strides.split(",")
     print(f"{len(pairs)} pairs of {args.data}, every {args.every}")
     print("| method | stride | PSNR | SSIM | finish s / MP |")
     print("|---|---:|---:|---:|---:|")
@@ -53,7 +56,11 @@ def main() -> None:
                 ).float()
                 for s in strides:
                     t0 = time.perf_counter()
-                    y = finish.shadow_floor(finish.dct_deblock(x, raw.contiguous(), stride=s))
+                    sy, _, sc = s.partition("/")
+                    y = finish.dct_deblock(
+                        x, raw.contiguous(), stride=int(sy), chroma_stride=int(sc or sy)
+                    )
+                    y = finish.shadow_floor(y)
                     secs[s].append((time.perf_counter() - t0) / (x.shape[-1] * x.shape[-2] / 1e6))
                     scores[s].append(E.score(y, gt))
         for s in strides:

@@ -126,6 +126,12 @@ def test_dct_deblock_thresholds_chroma_apart_from_luma():
     luma_only = finish.dct_deblock(x_in, out, kc=0)
     assert torch.allclose(rgb_to_ycbcr(luma_only)[:, 1:], chroma, atol=1e-5)  # chroma untouched
     assert steps(finish.dct_deblock(x_in, out)) < 0.5 * steps(out)  # the chroma threshold flattens
+    # the chroma planes have their own window grid: it changes them, not the luma
+    a = rgb_to_ycbcr(finish.dct_deblock(x_in, out, chroma_stride=2))
+    b = rgb_to_ycbcr(finish.dct_deblock(x_in, out, chroma_stride=4))
+    torch.testing.assert_close(a[:, :1], b[:, :1], atol=1e-5, rtol=0)
+    assert not torch.allclose(a[:, 1:], b[:, 1:], atol=1e-5)
+    assert finish.DEBLOCK_STRIDE_C == 4 and steps(b) < 0.5 * steps(out)
 
 
 def test_deblock_plane_strided_grid_is_anchored_to_the_image_so_tiles_agree():

@@ -25,6 +25,7 @@ DEBLOCK_K = 1.75  # luma threshold of dct_deblock in units of the local gain, ch
 DEBLOCK_KC = 6.0  # its chroma (Cb, Cr) threshold, chosen alike
 DEBLOCK_BLOCK = 16  # its DCT window: twice JPEG's block size, chosen alike
 DEBLOCK_STRIDE = 2  # its window grid step (1: every pixel; 2: a quarter of the windows)
+DEBLOCK_STRIDE_C = 4  # the window grid step of its chroma planes (Cb, Cr), chosen on sice/train
 
 
 def highlight_rolloff(x: torch.Tensor, exposure: float | None) -> torch.Tensor:
@@ -155,13 +156,15 @@ def dct_deblock(
     n: int = DEBLOCK_BLOCK,
     stride: int = DEBLOCK_STRIDE,
     origin: tuple[int, int] = (0, 0),
+    chroma_stride: int | None = None,
 ) -> torch.Tensor:
     """Sliding-window DCT hard thresholding (Yu & Sapiro, "DCT image denoising: a simple and
     effective image denoising algorithm", IPOL 2011) of the output ``out`` in JPEG's YCbCr:
     ``deblock_plane`` of Y with the per-pixel threshold k · g / 255 and of Cb and Cr with
     kc · g / 255, g = ``local_gain`` from x_in to out. x_in, out: (B,3,h,w) in [0,1]; returns
     (B,3,h,w) in [0,1]; k and kc 0: ``out``. ``stride`` and ``origin``: the window grid of
-    ``deblock_plane`` (``origin``: where ``out`` starts in the whole image, for tiles).
+    ``deblock_plane`` (``origin``: where ``out`` starts in the whole image, for tiles);
+    ``chroma_stride``: the grid step of Cb and Cr (None: DEBLOCK_STRIDE_C).
 
     Why: brightening a dim JPEG by 10-30x turns its 8x8 blocks (the coefficients that JPEG
     zeroed) and its noise into flat tiles with steps between them, which the reference does not
@@ -177,11 +180,12 @@ def dct_deblock(
         g = local_gain(x_in, out) / 255
         ycc = rgb_to_ycbcr(out)
         res = torch.empty_like(ycc)
+        cs = DEBLOCK_STRIDE_C if chroma_stride is None else chroma_stride
         for b in range(out.shape[0]):  # one plane at a time: n² coefficient maps per pixel
-            for c, kk in enumerate((k, kc, kc)):
+            for c, (kk, s) in enumerate(((k, stride), (kc, cs), (kc, cs))):
                 plane = ycc[b : b + 1, c : c + 1]
                 res[b : b + 1, c : c + 1] = (
-                    deblock_plane(plane, kk * g[b : b + 1], n, stride, origin) if kk > 0 else plane
+                    deblock_plane(plane, kk * g[b : b + 1], n, s, origin) if kk > 0 else plane
                 )
         return ycbcr_to_rgb(res).clamp(0, 1)
 
