@@ -197,6 +197,39 @@ def test_joint_loss_and_freeze():
     assert nets["denoiser"].conv_in.weight.grad.abs().sum() > 0
 
 
+def test_joint_loss_crops_after_toning_the_whole_image(monkeypatch):
+    """joint_loss(crop=c): T(low) from the whole images' curves (as at inference), then one
+    window of c px for every term; the anchor σ comes from the denoiser's file (``anchor``)."""
+    from lumen_cli.methods.lldiffusion import train as LT
+    from lumen_cli.methods.lldiffusion.pipeline import anchor_of
+    from lumen_cli.prior.tone import ANCHOR_SIGMA
+    from lumen_cli.train.tone_stage import toned_whole
+
+    nets = _lite_nets()
+    assert anchor_of(nets["denoiser"]) == ANCHOR_SIGMA
+    nets["denoiser"].anchor = 0.0
+    g = torch.Generator().manual_seed(1)
+    batch = {"low": torch.rand(2, 3, 160, 128, generator=g) * 0.2,
+             "high": torch.rand(2, 3, 160, 128, generator=g)}  # fmt: skip
+    seen = {}
+
+    def spy(nets_, low, high, feats, anchor, base=None):
+        seen.update(low=low, high=high, base=base, anchor=anchor, feats=feats)
+        return (low.mean() * 0 + 1.0), None
+
+    monkeypatch.setattr(LT, "_diffusion_term", spy)
+    LT.joint_loss(nets, batch, 0, crop=96)
+    assert seen["low"].shape == seen["base"].shape == (2, 3, 96, 96) and seen["anchor"] == 0.0
+    whole = toned_whole(nets, batch["low"])
+    hits = [(y, x) for y in range(65) for x in range(33)
+            if torch.equal(seen["low"], batch["low"][..., y : y + 96, x : x + 96])]  # fmt: skip
+    assert len(hits) == 1
+    y, x = hits[0]
+    assert torch.equal(seen["high"], batch["high"][..., y : y + 96, x : x + 96])
+    assert torch.equal(seen["base"], whole[..., y : y + 96, x : x + 96])
+    assert not torch.equal(seen["base"], toned_whole(nets, seen["low"]))  # not the crop's curves
+
+
 def test_lite_pipeline_seeded_and_tiled():
     from lumen_cli.methods.lldiffusion.pipeline import LLDiffusionPipeline, crop_noise
     from lumen_cli.pipelines.base import EnhanceOptions
@@ -275,3 +308,18 @@ def test_paper_pipeline_patch_mode(fixture):
     ctx = {"noise": noise, "hw": (160, 160)}
     opts = EnhanceOptions(steps=2, extra={"patch": 128, "grid": 16, "batch": 4})
     close(pipe.enhance(io["patch.low"], ctx, (0, 0, 160, 160), opts), io["patch.out"])
+
+
+@torch.no_grad()
+def test_cond_response_is_the_first_convolution_split():
+    """forward(x_t, t, feats, cond_response(fixed)) equals forward(cat(x_t, fixed), t, feats):
+    the condition's share of the (linear) first convolution computed once per tile."""
+    torch.manual_seed(0)
+    den = build_net(*PRESETS["lite"]["denoiser"]).eval()
+    enc = build_net(*PRESETS["lite"]["encoder"]).eval()
+    x_t, fixed = torch.randn(2, 3, 64, 64), torch.randn(1, 9, 64, 64)
+    feats = enc(fixed[:, :3].expand(2, -1, -1, -1))
+    t = torch.tensor([500.0, 500.0])
+    whole = den(torch.cat([x_t, fixed.expand(2, -1, -1, -1)], 1), t, feats)
+    split = den(x_t, t, feats, den.cond_response(fixed).expand(2, -1, -1, -1))
+    torch.testing.assert_close(split, whole, atol=1e-5, rtol=1e-4)

@@ -26,6 +26,28 @@ def jitter_exposure(x: torch.Tensor) -> torch.Tensor:
     return linear_gain(x, k)
 
 
+@torch.no_grad()
+def toned_whole(nets, low: torch.Tensor) -> torch.Tensor:
+    """T(low) of whole training images (B,3,H,W), as at inference: curves of the whole image,
+    chroma smoothed, luma denoised by its measured noise (the tone net is frozen after its
+    stage). Cropping first would give each crop its own curves, which inference never does."""
+    from lumen_cli.prior.tone import curves_for, tone_noise
+
+    low = low.float()
+    curves = curves_for(nets, low)
+    return toned(low, curves, noise=tone_noise(low, curves))
+
+
+def crop_together(crop: int | None, *images: torch.Tensor | None) -> tuple:
+    """One random ``crop`` x ``crop`` window (global RNG), the same for all (B,C,H,W) images
+    (None entries pass through); ``crop`` None or not smaller than the images: unchanged."""
+    H, W = next(im for im in images if im is not None).shape[-2:]
+    if crop is None or crop >= min(H, W):
+        return images
+    y, x = int(torch.randint(0, H - crop + 1, ())), int(torch.randint(0, W - crop + 1, ()))
+    return tuple(None if im is None else im[..., y : y + crop, x : x + crop] for im in images)
+
+
 def tone_loss(
     nets,
     batch,

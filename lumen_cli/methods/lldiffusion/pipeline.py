@@ -90,6 +90,15 @@ def tile_features(
     return out
 
 
+def anchor_of(denoiser) -> float:
+    """σ (px) of the lite U-Net's low-frequency anchor: its file's ``anchor`` (0: the U-Net
+    owns all frequencies of x0 − T(x)), else the tone prior's ANCHOR_SIGMA."""
+    from lumen_cli.prior.tone import ANCHOR_SIGMA
+
+    a = getattr(denoiser, "anchor", None)
+    return ANCHOR_SIGMA if a is None else float(a)
+
+
 def lite_model(encoder, denoiser, cond, base, a_bar, sigma: float, feats=None):
     """model_fn(x_t, t) -> eps for ``ddim_eps_sample`` with the lite denoiser: the U-Net sees
     cat(x_t, cond, colour map, base) (all [-1,1]) and predicts x0 - base; the x0 estimate keeps
@@ -100,9 +109,10 @@ def lite_model(encoder, denoiser, cond, base, a_bar, sigma: float, feats=None):
 
     feats = encoder(cond) if feats is None else feats
     fixed = torch.cat([cond, colour_map(cond)] + ([] if base is None else [base]), 1)
+    pre = denoiser.cond_response(fixed)  # the condition's share of the first convolution
 
     def fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        x0 = denoiser(torch.cat([x_t, fixed.expand(x_t.shape[0], -1, -1, -1)], 1), t, feats)
+        x0 = denoiser(x_t, t, feats, pre.expand(x_t.shape[0], -1, -1, -1))
         if base is not None:
             x0 = x0 + base
         if base is not None and sigma > 0:
@@ -175,13 +185,13 @@ class LLDiffusionPipeline(Pipeline):
         done = lambda i, n: opts.report("step", i, n)  # noqa: E731
         # 2. sample
         if self.lite:
-            from lumen_cli.prior.tone import ANCHOR_SIGMA, toned
+            from lumen_cli.prior.tone import toned
 
             base, sigma = None, 0.0
             if self.toned:
                 base = toned(x.float(), ctx["curves"].to(x.device), noise=ctx["tone_noise"])
                 base = self._pad(base) * 2 - 1
-                sigma = float(opts.extra.get("anchor", ANCHOR_SIGMA))
+                sigma = float(opts.extra.get("anchor", anchor_of(den)))
             fn = lite_model(enc, den, cond, base, a_bar, sigma, feats)
             out = ddim_eps_sample(fn, noise, a_bar, pairs, callback=done)
         elif opts.extra.get("patch"):

@@ -32,8 +32,9 @@ from lumen_cli.methods.lldiffusion.nets import colour_map
 FREEZE_STEP = 2000  # lite default; the official LOL config freezes after 40000 epochs
 
 
-def _diffusion_term(nets, low, high, feats, anchor: float):
-    """(L_diff, x0 estimate in [-1,1]) for a batch, paper (eps) or lite (x0 on T(low))."""
+def _diffusion_term(nets, low, high, feats, anchor: float, base=None):
+    """(L_diff, x0 estimate in [-1,1]) for a batch, paper (eps) or lite (x0 on T(low));
+    ``base``: T(low) in [0,1] if already computed (from the whole images)."""
     den = nets["denoiser"]
     cond, x0 = low * 2 - 1, high * 2 - 1
     b = x0.shape[0]
@@ -48,11 +49,11 @@ def _diffusion_term(nets, low, high, feats, anchor: float):
     from lumen_cli.methods.lldiffusion.pipeline import lite_model
     from lumen_cli.prior.tone import curves_for, tone_noise, toned
 
-    base = None  # lite-plain: no tone prior
-    if "tone" in nets:
+    if base is None and "tone" in nets:  # T(low) of these (cropped) images themselves
         with torch.no_grad():
             curves = curves_for(nets, low)
-            base = toned(low, curves, noise=tone_noise(low, curves)) * 2 - 1
+            base = toned(low, curves, noise=tone_noise(low, curves))
+    base = None if base is None else base * 2 - 1  # lite-plain: no tone prior
     eps = lite_model(nets["encoder"], den, cond, base, a_bar, anchor, feats=feats)(x_t, t)
     x0_hat = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
     return (x0_hat - x0).abs().mean(), x0_hat
@@ -65,19 +66,29 @@ def joint_loss(
     freeze_step: int = FREEZE_STEP,
     image_weight: float = 0.1,
     anchor: float | None = None,
+    crop: int | None = None,
 ):
     """The joint loss (module docstring); after ``freeze_step`` the noise term alone, with
-    the encoder run without gradients."""
-    from lumen_cli.prior.tone import ANCHOR_SIGMA
+    the encoder run without gradients. ``anchor``: σ of the lite x0 anchor (None: the
+    denoiser's own, ``pipeline.anchor_of``). ``crop``: the batch holds whole images; T(low)
+    is made from the whole images' curves (as at inference), then every term runs on one
+    random ``crop`` px window of them (None: T of the batch's images as they come)."""
+    from lumen_cli.methods.lldiffusion.pipeline import anchor_of
+    from lumen_cli.train.tone_stage import crop_together, toned_whole
 
     low, high = batch["low"].float(), batch["high"].float()
+    base = None
+    if crop is not None:
+        lite_toned = "tone" in nets and getattr(nets["denoiser"], "prediction", "eps") == "x0"
+        base = toned_whole(nets, low) if lite_toned else None
+        low, high, base = crop_together(crop, low, high, base)
     frozen = step >= freeze_step
     with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
         feats = nets["encoder"](low * 2 - 1)
     if frozen:
         feats = [f.detach() for f in feats]
-    sigma = ANCHOR_SIGMA if anchor is None else anchor
-    l_diff, _ = _diffusion_term(nets, low, high, feats, sigma)
+    sigma = anchor_of(nets["denoiser"]) if anchor is None else anchor
+    l_diff, _ = _diffusion_term(nets, low, high, feats, sigma, base)
     logs = {"diff": float(l_diff.detach()), "frozen": float(frozen)}
     if frozen:
         return l_diff, logs

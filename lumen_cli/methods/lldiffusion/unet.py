@@ -130,7 +130,13 @@ class _Up(nn.ModuleList):
 
 class DiffusionUNet(nn.Module):
     """forward(x (B,in_channels,H,W), t (B,) or (1,) float steps or None, feats list) ->
-    (B,out_ch,H,W). ``feat_channels``: widths of the K injected features (K <= L)."""
+    (B,out_ch,H,W). ``feat_channels``: widths of the K injected features (K <= L).
+
+    Inputs whose last channels stay the same over the sampling steps (the condition) can be
+    given once: ``pre = cond_response(fixed)`` (the first convolution's response to those
+    channels), then ``forward(x_t, t, feats, pre)`` with only the changing first channels;
+    the first convolution is linear, so this is the same net, without convolving the condition
+    at every step."""
 
     def __init__(
         self,
@@ -145,8 +151,10 @@ class DiffusionUNet(nn.Module):
         time_embed: bool = True,
         stem: int = 1,
         prediction: str = "eps",
+        anchor: float | None = None,
     ):
         super().__init__()
+        self.anchor = anchor  # lite: σ of the pipeline's low-frequency anchor (None: default)
         L, nrb = len(ch_mult), num_res_blocks
         feats = list(feat_channels)
         self.ch, self.L, self.K, self.nrb = ch, L, len(feats), nrb
@@ -195,14 +203,33 @@ class DiffusionUNet(nn.Module):
         self.norm_out = _gn(c)
         self.conv_out = nn.Conv2d(c, out_ch * stem * stem, 3, padding=1)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | None, feats: list[torch.Tensor]):
+    def cond_response(self, fixed: torch.Tensor) -> torch.Tensor:
+        """The first convolution's response (with its bias) to the last ``fixed.shape[1]``
+        input channels, (B,ch,H/stem,W/stem): the ``pre`` of ``forward``."""
+        k = fixed.shape[1] * self.stem**2
+        if self.stem > 1:
+            fixed = F.pixel_unshuffle(fixed, self.stem)
+        w = self.conv_in.weight
+        return F.conv2d(fixed, w[:, w.shape[1] - k :], self.conv_in.bias, padding=1)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor | None,
+        feats: list[torch.Tensor],
+        pre: torch.Tensor | None = None,
+    ):
         temb = None
         if self.time_embed:
             d0, d1 = self.temb.dense
             temb = d1(F.silu(d0(step_embedding(t, self.ch).to(x.dtype))))
         if self.stem > 1:
             x = F.pixel_unshuffle(x, self.stem)
-        hs = [self.conv_in(x)]
+        if pre is None:
+            hs = [self.conv_in(x)]
+        else:  # x: the changing channels only; pre: the response to the others
+            w = self.conv_in.weight[:, : x.shape[1]]
+            hs = [F.conv2d(x, w, None, padding=1) + pre]
         for lv in self.down:
             for j, blk in enumerate(lv.block):
                 h = blk(hs[-1], temb)

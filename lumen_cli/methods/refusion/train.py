@@ -38,11 +38,9 @@ def mean_image(nets, low: torch.Tensor) -> torch.Tensor:
     luma denoised by its measured noise, as at inference) with a ``tone`` net, else low."""
     if "tone" not in nets:
         return low
-    from lumen_cli.prior.tone import curves_for, tone_noise, toned
+    from lumen_cli.train.tone_stage import toned_whole
 
-    low = low.float()
-    curves = curves_for(nets, low)
-    return toned(low, curves, noise=tone_noise(low, curves))
+    return toned_whole(nets, low)
 
 
 def predict(net, x_t, mu, t, sched: S.IRSDESchedule = SCHEDULE):
@@ -60,12 +58,9 @@ def pair(nets, batch, crop: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     random ``crop`` (px, the same window for the batch; None: no crop). The tone curves so see
     the whole photo, as at inference: curves of 128-px crops are far worse (sice/train, every
     10th pair, L1 of T(crop) to high 0.095 against 0.054 for the same crop of T(whole image))."""
-    low, high = mean_image(nets, batch["low"]), batch["high"]
-    H, W = low.shape[-2:]
-    if crop is None or crop >= min(H, W):
-        return low, high
-    y, x = int(torch.randint(0, H - crop + 1, ())), int(torch.randint(0, W - crop + 1, ()))
-    return low[..., y : y + crop, x : x + crop], high[..., y : y + crop, x : x + crop]
+    from lumen_cli.train.tone_stage import crop_together
+
+    return crop_together(crop, mean_image(nets, batch["low"]), batch["high"])
 
 
 def autoencoder_loss(nets, batch, step, w_low: float = 1.0, crop: int | None = None):
