@@ -115,7 +115,7 @@ def rda_denoiser(rda, r_base: torch.Tensor | None, sigma: float = ANCHOR_SIGMA) 
 class DiffRetinexPipeline(Pipeline):
     method = "diff-retinex"
     size_multiple = 16
-    default_steps = 20
+    default_steps = 5  # the official test's DDIM step count (paper_pipeline.PAPER_STEPS)
     presets: ClassVar = PRESETS
     default_preset = "lite"
     memory_per_pixel = 6144
