@@ -198,11 +198,12 @@ def test_joint_loss_and_freeze():
 
 
 def test_joint_loss_crops_after_toning_the_whole_image(monkeypatch):
-    """joint_loss(crop=c): T(low) from the whole images' curves (as at inference), then one
-    window of c px for every term; the anchor σ comes from the denoiser's file (``anchor``)."""
+    """joint_loss(crop=c): one window of c px for every term, T(window) with the curves and
+    noise level of the whole images (as the pipeline tones a tile); the anchor σ comes from
+    the denoiser's file (``anchor``)."""
     from lumen_cli.methods.lldiffusion import train as LT
     from lumen_cli.methods.lldiffusion.pipeline import anchor_of
-    from lumen_cli.prior.tone import ANCHOR_SIGMA
+    from lumen_cli.prior.tone import ANCHOR_SIGMA, curves_for, tone_noise, toned
     from lumen_cli.train.tone_stage import toned_whole
 
     nets = _lite_nets()
@@ -220,13 +221,14 @@ def test_joint_loss_crops_after_toning_the_whole_image(monkeypatch):
     monkeypatch.setattr(LT, "_diffusion_term", spy)
     LT.joint_loss(nets, batch, 0, crop=96)
     assert seen["low"].shape == seen["base"].shape == (2, 3, 96, 96) and seen["anchor"] == 0.0
-    whole = toned_whole(nets, batch["low"])
+    curves = curves_for(nets, batch["low"])
+    noise = tone_noise(batch["low"], curves)
     hits = [(y, x) for y in range(65) for x in range(33)
             if torch.equal(seen["low"], batch["low"][..., y : y + 96, x : x + 96])]  # fmt: skip
     assert len(hits) == 1
     y, x = hits[0]
     assert torch.equal(seen["high"], batch["high"][..., y : y + 96, x : x + 96])
-    assert torch.equal(seen["base"], whole[..., y : y + 96, x : x + 96])
+    assert torch.equal(seen["base"], toned(seen["low"], curves, noise=noise))
     assert not torch.equal(seen["base"], toned_whole(nets, seen["low"]))  # not the crop's curves
 
 

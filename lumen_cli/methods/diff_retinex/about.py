@@ -6,8 +6,9 @@ ABOUT = {
     "bundled": "diff-retinex-lite: compact TDN + RDA + IDA (5.4 M) trained here on SICE",
     "lumen adds": "lite only: a global tone prior as the RDA's base (its picture comes mostly "
     "from it), the IDA at low resolution as a gain on L, x0 prediction, eta-0 DDIM "
-    "(5 steps by default, the official test's count), shadow finish and highlight roll-off; paper runs the authors' test "
-    "recipe unchanged (5 DDIM steps, eta 1, the refiner on every x0; --seed repeats it)",
+    "(5 steps by default, the official test's count), shadow finish and highlight "
+    "roll-off; paper runs the authors' test recipe unchanged (5 DDIM steps, eta 1, the "
+    "refiner on every x0; --seed repeats it)",
     "measured": "lite with its RDA/IDA bypassed (tone base + finish) scores the same on "
     "sice/val and differs by 0.5 of 255 per pixel; --steps and --seed move it by 0.1-0.6: "
     "more steps do not help (BENCHMARKS.md, Ablation); without the tone prior, the first "

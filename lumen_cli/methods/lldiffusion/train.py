@@ -70,18 +70,25 @@ def joint_loss(
 ):
     """The joint loss (module docstring); after ``freeze_step`` the noise term alone, with
     the encoder run without gradients. ``anchor``: σ of the lite x0 anchor (None: the
-    denoiser's own, ``pipeline.anchor_of``). ``crop``: the batch holds whole images; T(low)
-    is made from the whole images' curves (as at inference), then every term runs on one
-    random ``crop`` px window of them (None: T of the batch's images as they come)."""
+    denoiser's own, ``pipeline.anchor_of``). ``crop``: the batch holds whole images; the
+    tone curves and T's noise level are measured on them, then every term runs on one random
+    ``crop`` px window, with T(window) made from those whole-image measurements, as the
+    pipeline makes T of a tile (None: T of the batch's images as they come)."""
     from lumen_cli.methods.lldiffusion.pipeline import anchor_of
-    from lumen_cli.train.tone_stage import crop_together, toned_whole
+    from lumen_cli.prior.tone import curves_for, tone_noise, toned
+    from lumen_cli.train.tone_stage import crop_together
 
     low, high = batch["low"].float(), batch["high"].float()
     base = None
     if crop is not None:
         lite_toned = "tone" in nets and getattr(nets["denoiser"], "prediction", "eps") == "x0"
-        base = toned_whole(nets, low) if lite_toned else None
-        low, high, base = crop_together(crop, low, high, base)
+        with torch.no_grad():
+            curves = curves_for(nets, low) if lite_toned else None
+            noise = tone_noise(low, curves) if lite_toned else None
+        low, high = crop_together(crop, low, high)
+        if lite_toned:
+            with torch.no_grad():
+                base = toned(low, curves, noise=noise)
     frozen = step >= freeze_step
     with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
         feats = nets["encoder"](low * 2 - 1)
