@@ -41,7 +41,7 @@ METHODS: dict[str, MethodInfo] = {
             "Diffusion Model (Yi et al., ICCV 2023)",
             "lumen_cli.methods.diff_retinex.pipeline:DiffRetinexPipeline",
             weights=("diff-retinex-lite",),
-            default_steps=20,
+            default_steps=5,
         ),
         MethodInfo(
             "lighten-diffusion",
