@@ -545,6 +545,8 @@ def main() -> None:
         sweep[name.strip()] = [int(v) for v in values.split(",")]
     command = " ".join(["python benchmarks/run.py", shlex.join(sys.argv[1:])]).strip()
     m = machine()
+    if args.threads:  # each method's worker process runs with these
+        m["threads"] = args.threads
     results = []
     with tempfile.TemporaryDirectory(prefix="lumen-bench-") as tmp:
         for meth in methods:
