@@ -38,14 +38,14 @@ def toned_whole(nets, low: torch.Tensor) -> torch.Tensor:
     return toned(low, curves, noise=tone_noise(low, curves))
 
 
-def crop_together(crop: int | None, *images: torch.Tensor | None) -> tuple:
-    """One random ``crop`` x ``crop`` window (global RNG), the same for all (B,C,H,W) images
-    (None entries pass through); ``crop`` None or not smaller than the images: unchanged."""
-    H, W = next(im for im in images if im is not None).shape[-2:]
+def crop_together(crop: int | None, *images: torch.Tensor) -> tuple:
+    """One random ``crop`` x ``crop`` window (global RNG), the same for all (B,C,H,W) images;
+    ``crop`` None or not smaller than the images: unchanged."""
+    H, W = images[0].shape[-2:]
     if crop is None or crop >= min(H, W):
         return images
     y, x = int(torch.randint(0, H - crop + 1, ())), int(torch.randint(0, W - crop + 1, ()))
-    return tuple(None if im is None else im[..., y : y + crop, x : x + crop] for im in images)
+    return tuple(im[..., y : y + crop, x : x + crop] for im in images)
 
 
 def tone_loss(

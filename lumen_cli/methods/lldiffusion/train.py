@@ -33,8 +33,8 @@ FREEZE_STEP = 2000  # lite default; the official LOL config freezes after 40000 
 
 
 def _diffusion_term(nets, low, high, feats, anchor: float, base=None):
-    """(L_diff, x0 estimate in [-1,1]) for a batch, paper (eps) or lite (x0 on T(low));
-    ``base``: T(low) in [0,1] if already computed (from the whole images)."""
+    """(L_diff, x0 estimate in [-1,1]) for a batch, paper (eps) or lite (x0 on ``base`` =
+    T(low) in [0,1]; None for lite-plain, which has no tone prior)."""
     den = nets["denoiser"]
     cond, x0 = low * 2 - 1, high * 2 - 1
     b = x0.shape[0]
@@ -47,13 +47,8 @@ def _diffusion_term(nets, low, high, feats, anchor: float, base=None):
         eps = den(torch.cat([x_t, cond, colour_map(cond)], 1), t.float(), feats)
         return (eps - noise).pow(2).mean(), (x_t - (1 - a).sqrt() * eps) / a.sqrt()
     from lumen_cli.methods.lldiffusion.pipeline import lite_model
-    from lumen_cli.prior.tone import curves_for, tone_noise, toned
 
-    if base is None and "tone" in nets:  # T(low) of these (cropped) images themselves
-        with torch.no_grad():
-            curves = curves_for(nets, low)
-            base = toned(low, curves, noise=tone_noise(low, curves))
-    base = None if base is None else base * 2 - 1  # lite-plain: no tone prior
+    base = None if base is None else base * 2 - 1
     eps = lite_model(nets["encoder"], den, cond, base, a_bar, anchor, feats=feats)(x_t, t)
     x0_hat = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
     return (x0_hat - x0).abs().mean(), x0_hat
@@ -79,16 +74,14 @@ def joint_loss(
     from lumen_cli.train.tone_stage import crop_together
 
     low, high = batch["low"].float(), batch["high"].float()
-    base = None
+    lite_toned = "tone" in nets and getattr(nets["denoiser"], "prediction", "eps") == "x0"
+    with torch.no_grad():  # T's curves and noise level, from the images as loaded
+        curves = curves_for(nets, low) if lite_toned else None
+        noise = tone_noise(low, curves) if lite_toned else None
     if crop is not None:
-        lite_toned = "tone" in nets and getattr(nets["denoiser"], "prediction", "eps") == "x0"
-        with torch.no_grad():
-            curves = curves_for(nets, low) if lite_toned else None
-            noise = tone_noise(low, curves) if lite_toned else None
         low, high = crop_together(crop, low, high)
-        if lite_toned:
-            with torch.no_grad():
-                base = toned(low, curves, noise=noise)
+    with torch.no_grad():
+        base = toned(low, curves, noise=noise) if lite_toned else None
     frozen = step >= freeze_step
     with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
         feats = nets["encoder"](low * 2 - 1)
