@@ -5,6 +5,7 @@ No torch at import time: the engine is imported inside the command functions.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -184,6 +185,21 @@ def train(
             f"-o NAME.safetensors",
             err=True,
         )
+    _leave_torchrun_worker()
+
+
+def _leave_torchrun_worker() -> None:
+    """A torchrun worker whose run completed exits here with status 0, skipping the
+    interpreter's teardown: there gloo's C++ threads can still be releasing the destroyed
+    group's state and abort the process (SIGABRT, "terminate called without an active
+    exception"; pytorch/pytorch PR 179291), which turns a finished run into a failed torchrun.
+    Everything the run writes is written and closed before this point."""
+    from lumen_cli.train import dist
+
+    if dist.env_world() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def export(
