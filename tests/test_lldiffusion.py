@@ -325,3 +325,27 @@ def test_cond_response_is_the_first_convolution_split():
     whole = den(torch.cat([x_t, fixed.expand(2, -1, -1, -1)], 1), t, feats)
     split = den(x_t, t, feats, den.cond_response(fixed).expand(2, -1, -1, -1))
     torch.testing.assert_close(split, whole, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_local_unet_ignores_far_pixels(local):
+    """With per-pixel norms, no middle attention and concatenation fusion, the U-Net's output
+    at a pixel depends only on its receptive field: changing far pixels leaves it unchanged,
+    so tiles agree with the whole image. The official GroupNorm U-Net reads the whole input."""
+    from lumen_cli.methods.lldiffusion.presets import _unet
+
+    opts = {"norm": "pixel", "mid_attn": False} if local else {}
+    mode = "cat" if local else "cattn"
+    cfg = _unet(9, 32, 1, [32], mode, True, ch_mult=[1, 1], attn_resolutions=[], **opts)
+    torch.manual_seed(0)
+    net = build_net("lldiffusion.unet", cfg).eval()
+    x, feat = torch.randn(1, 9, 32, 160), torch.randn(1, 32, 32, 160)
+    t = torch.tensor([500.0])
+    with torch.no_grad():
+        a = net(x, t, [feat])
+        x2, f2 = x.clone(), feat.clone()
+        x2[..., 128:], f2[..., 128:] = torch.randn(1, 9, 32, 32), torch.randn(1, 32, 32, 32)
+        b = net(x2, t, [f2])
+    near = (a - b)[..., :48].abs().max().item()
+    assert (near == 0.0) if local else (near > 1e-3)
+    assert (a - b)[..., 128:].abs().max() > 1e-2  # the changed pixels do change the output

@@ -11,7 +11,11 @@ The same class is the diffusion denoiser (``time_embed``: sinusoidal step embedd
 added in every residual block; input cat(x_t, low, colour map), 9 channels, output eps) and
 the training-only generator (no time embedding, input the normal-light image, output the
 low-light one). ``stem`` > 1 (lumen's lite preset only) wraps the U-Net in a pixel
-unshuffle / shuffle by that factor, so it runs at 1/stem resolution.
+unshuffle / shuffle by that factor, so it runs at 1/stem resolution. ``norm="pixel"``,
+``mid_attn=False`` and ``fuse_mode="cat"`` (lumen's ``lite-local`` options) leave no operation
+that reads the whole input (no GroupNorm statistics, spatial attention or average pool), so a
+tile's output depends only on the pixels within the receptive field and tiles agree with the
+whole image.
 """
 
 from __future__ import annotations
@@ -22,8 +26,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lumen_cli.nets.norm import ChannelNorm
 
-def _gn(c: int) -> nn.GroupNorm:
+
+def _norm(c: int, kind: str = "group") -> nn.Module:
+    """``group``: the official GroupNorm(32, eps 1e-6); ``pixel``: a LayerNorm over channels
+    at each pixel (lumen's lite option), which needs no statistics of the whole tile."""
+    if kind == "pixel":
+        return ChannelNorm(c)
+    if kind != "group":
+        raise ValueError(f"norm must be 'group' or 'pixel', got {kind!r}")
     return nn.GroupNorm(32, c, eps=1e-6)
 
 
@@ -39,12 +51,12 @@ class Block(nn.Module):
     """GN, swish, conv, (+ Linear(swish(temb))), GN, swish, conv; 1x1 ``nin_shortcut`` when
     the widths differ; residual. ``temb_ch`` 0: no time input."""
 
-    def __init__(self, cin: int, cout: int, temb_ch: int = 0):
+    def __init__(self, cin: int, cout: int, temb_ch: int = 0, norm: str = "group"):
         super().__init__()
-        self.norm1, self.conv1 = _gn(cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm1, self.conv1 = _norm(cin, norm), nn.Conv2d(cin, cout, 3, padding=1)
         if temb_ch:
             self.temb_proj = nn.Linear(temb_ch, cout)
-        self.norm2, self.conv2 = _gn(cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.norm2, self.conv2 = _norm(cout, norm), nn.Conv2d(cout, cout, 3, padding=1)
         if cin != cout:
             self.nin_shortcut = nn.Conv2d(cin, cout, 1)
 
@@ -60,9 +72,9 @@ class Block(nn.Module):
 class Attn(nn.Module):
     """Single-head softmax attention over pixels, 1x1 q/k/v/proj_out, residual."""
 
-    def __init__(self, c: int):
+    def __init__(self, c: int, norm: str = "group"):
         super().__init__()
-        self.norm = _gn(c)
+        self.norm = _norm(c, norm)
         self.q, self.k, self.v, self.proj_out = (nn.Conv2d(c, c, 1) for _ in range(4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,6 +164,8 @@ class DiffusionUNet(nn.Module):
         stem: int = 1,
         prediction: str = "eps",
         anchor: float | None = None,
+        norm: str = "group",
+        mid_attn: bool = True,
     ):
         super().__init__()
         self.anchor = anchor  # lite: σ of the pipeline's low-frequency anchor (None: default)
@@ -170,28 +184,29 @@ class DiffusionUNet(nn.Module):
         for i, m in enumerate(ch_mult):
             lv = _Level()
             for _ in range(nrb):
-                lv.block.append(Block(c, ch * m, tch))
+                lv.block.append(Block(c, ch * m, tch, norm))
                 c = ch * m
                 if 2 ** (L - 1 - i) in attn_resolutions:
-                    lv.attn.append(Attn(c))
+                    lv.attn.append(Attn(c, norm))
                 widths.append(c)
             if i != L - 1:
                 lv.downsample = _Resample(c, True)
                 widths.append(c)
             self.down.append(lv)
         self.mid = nn.Module()
-        self.mid.block_1, self.mid.attn_1 = Block(c, c, tch), Attn(c)
-        self.mid.block_2 = Block(c, c, tch)
+        self.mid.block_1 = Block(c, c, tch, norm)
+        self.mid.attn_1 = Attn(c, norm) if mid_attn else nn.Identity()
+        self.mid.block_2 = Block(c, c, tch, norm)
         self.up, fuse_w = _Up(), {}
         for i in range(L):
             fuse_w[str(i)] = c + (feats[i - 1] if 1 <= i <= self.K and i <= L - 1 else 0)
             c = fuse_w[str(i)] if i >= 1 else c
             lv, out = _Level(), ch * ch_mult[L - 1 - i]
             for _ in range(nrb + 1):
-                lv.block.append(Block(c + widths.pop(), out, tch))
+                lv.block.append(Block(c + widths.pop(), out, tch, norm))
                 c = out
                 if 2**i in attn_resolutions:
-                    lv.attn.append(Attn(c))
+                    lv.attn.append(Attn(c, norm))
             if i != L - 1:
                 lv.upsample = _Resample(c, False)
             self.up.append(lv)
@@ -200,7 +215,7 @@ class DiffusionUNet(nn.Module):
         final = c + feats[-1] if self.K == L else 2 * feats[-1]
         self.fuse = _Fuse({"1": final}, fuse_mode)
         c = c + feats[-1] if self.K == L else c
-        self.norm_out = _gn(c)
+        self.norm_out = _norm(c, norm)
         self.conv_out = nn.Conv2d(c, out_ch * stem * stem, 3, padding=1)
 
     def cond_response(self, fixed: torch.Tensor) -> torch.Tensor:
