@@ -207,6 +207,8 @@ def test_joint_loss_crops_after_toning_the_whole_image(monkeypatch):
     from lumen_cli.train.tone_stage import toned_whole
 
     nets = _lite_nets()
+    assert anchor_of(nets["denoiser"]) == PRESETS["lite"]["denoiser"][1]["anchor"]
+    nets["denoiser"].anchor = None  # a file without its own anchor: the tone prior's
     assert anchor_of(nets["denoiser"]) == ANCHOR_SIGMA
     nets["denoiser"].anchor = 0.0
     g = torch.Generator().manual_seed(1)

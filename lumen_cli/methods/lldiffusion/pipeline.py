@@ -14,10 +14,10 @@ The ``lite`` preset (lumen's compact version, trained here) keeps the encoder, t
 and the feature fusion, and adds a global tone prior (lumen addition, ``lumen_cli.prior``):
 T(x) from per-image tone curves is given to the U-Net as 3 more input channels and the
 U-Net predicts x0 as a residual on it, whose low frequencies stay those of T(x)
-(``anchor_detail``, ``opts.extra["anchor"]`` = σ, 0: off), so the diffusion model owns noise
-and detail, where the degradation features matter most. Its U-Nets run at 1/4 resolution
-(``stem`` 4), tiles are padded only to the next multiple of 32, and the result goes through
-``finish_shadows`` (``opts.extra["post"]`` False: off).
+(``anchor_detail``; σ from the file's ``anchor``, ``opts.extra["anchor"]`` overrides, 0: off),
+so the diffusion model owns noise and detail, where the degradation features matter most.
+Its U-Nets run at 1/4 resolution (``stem`` 4), tiles are padded only to the next multiple of
+32, and the result goes through ``finish_shadows`` (``opts.extra["post"]`` False: off).
 
 ``opts.extra["patch"] = p`` (paper presets) runs the official overlapping-patch mode instead:
 p x p patches every ``opts.extra.get("grid", 16)`` px, each with its own features, eps
@@ -29,8 +29,10 @@ Tiles: ``analyze`` draws the starting noise once for the whole (padded) image fr
 generator and runs the degradation encoder once on the whole padded image (its instance
 norms see the whole picture, as in the official whole-image mode); each tile takes its region
 of both (``crop_noise``, ``tile_features``: an exact crop when the tile starts on the
-feature grid, else bilinear samples at the tile's feature-pixel centres). What remains
-tile-dependent is the U-Net's GroupNorm statistics.
+feature grid, else bilinear samples at the tile's feature-pixel centres). The lite U-Net
+reads no statistic of its whole input (``presets.LITE_LOCAL``), so a tile differs from the
+whole image only through the receptive field cut by its border; the paper presets' GroupNorms
+normalise each tile by its own statistics.
 ``opts.exposure`` scales the result's linear light (1 = the method's own result).
 """
 

@@ -6,7 +6,9 @@ encoder width 16, K = 3 injections with channel attention, U-Net width 64, gener
 one (K = 6 by concatenation, U-Net and generator width 128, 4 residual blocks per level).
 ``lite`` is lumen's compact version (see ``pipeline``): a tone-curve prior (``tone``, lumen
 addition), an encoder of width 4, and U-Nets run at 1/4 resolution (``stem`` 4) with four
-levels, which keeps the paper's feature scales (H/16, H/8, H/4 at up levels 1-3).
+levels, which keeps the paper's feature scales (H/16, H/8, H/4 at up levels 1-3). Its
+denoiser fuses the features by concatenation (the paper's LOL-v2 mode) and normalises per
+pixel, without middle attention, so that it can be tiled exactly.
 ``lite-plain`` is ``lite`` without the tone prior, to measure what the prior contributes.
 """
 
@@ -54,8 +56,15 @@ LITE_GENERATOR = (
 )
 
 
+# the lite denoiser reads no whole-input statistic (per-pixel norms, no middle attention,
+# fusion by concatenation), so tiles agree with the whole image; its x0 keeps T(x)'s
+# frequencies below a Gaussian of ``anchor`` px
+LITE_LOCAL = {"norm": "pixel", "mid_attn": False, "anchor": 8.0}
+
+
 def _lite_denoiser(in_ch: int) -> tuple[str, dict]:
-    return ("lldiffusion.unet", _unet(in_ch, 32, 1, LITE_FEATS, "cattn", True, prediction="x0", **LITE_UNET))  # noqa: E501
+    cfg = _unet(in_ch, 32, 1, LITE_FEATS, "cat", True, prediction="x0", **LITE_UNET, **LITE_LOCAL)
+    return ("lldiffusion.unet", cfg)
 
 
 PRESETS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
