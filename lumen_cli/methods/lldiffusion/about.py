@@ -5,8 +5,9 @@ ABOUT = {
     "for the ablation; not shipped), paper (LOL) and paper-v2 (LOL-v2): the "
     "authors' architectures, 52.8 M / 209 M at inference; paper weights only by converting",
     "bundled": "lldiffusion-lite: degradation encoder, denoising U-Net and training-only "
-    "generator at 1/4 resolution (2.61 M at inference), trained here on SICE with "
-    "synthetic sensor noise",
+    "generator at 1/4 resolution (2.59 M at inference), trained here on SICE pairs (the "
+    "tone stage also on synthetic ones); the U-Net normalises per pixel and fuses the "
+    "features by concatenation, so tiles agree with the whole image",
     "lumen adds": "lite only: the global tone prior as the residual base of the diffusion, "
     "4 DDIM steps, shadow finish; on sice/val the tone prior plus finish alone give nearly "
     "all of its score, and the same nets trained by the same recipe without the prior "
