@@ -12,7 +12,8 @@ ABOUT = {
     "4 DDIM steps, shadow finish; on sice/val the tone prior plus finish alone give nearly "
     "all of its score, and the same nets trained by the same recipe without the prior "
     "(preset lite-plain, recipes/lldiffusion-lite-plain.toml) give blurred, washed-out "
-    "pictures: 16.6 dB / 0.458 SSIM against 22.6 / 0.796 (BENCHMARKS.md, Ablation)",
+    "pictures: 15.7 dB / 0.395 SSIM against 22.5 / 0.806 (medians of 10 sice/val pairs, "
+    "BENCHMARKS.md, Ablation); its U-Net moves T(x) by 1.3 levels of 255",
     "paper weights": "download best-*.pth from the authors' README (github.com/TaoWangzj/"
     "LLDiffusion, Baidu), `lumen weights convert lldiffusion best-XXX.pth -o "
     "lldiffusion-paper.safetensors`, pass --weights (25 steps, whole image; the official "
