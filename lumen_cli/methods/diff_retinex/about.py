@@ -10,7 +10,8 @@ ABOUT = {
     "roll-off; paper runs the authors' test recipe unchanged (5 DDIM steps, eta 1, the "
     "refiner on every x0; --seed repeats it)",
     "measured": "lite with its RDA/IDA bypassed (tone base + finish) scores the same on "
-    "sice/val and differs by 0.5 of 255 per pixel; --steps and --seed move it by 0.1-0.6: "
+    "sice/val (+0.04 dB) and differs by 0.7 of 255 per pixel; --steps and --seed move it by "
+    "0.4-0.6: "
     "more steps do not help (BENCHMARKS.md, Ablation); without the tone prior, the first "
     "diff-retinex-lite (TDN 800 + IDA 2000 + RDA 2500 steps) scored 20.16 dB / 0.663 against "
     "22.9 / 0.80 with it (benchmarks/NOTES.md; not re-trained at today's length)",
