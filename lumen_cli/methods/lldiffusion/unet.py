@@ -12,7 +12,7 @@ added in every residual block; input cat(x_t, low, colour map), 9 channels, outp
 the training-only generator (no time embedding, input the normal-light image, output the
 low-light one). ``stem`` > 1 (lumen's lite preset only) wraps the U-Net in a pixel
 unshuffle / shuffle by that factor, so it runs at 1/stem resolution. ``norm="pixel"``,
-``mid_attn=False`` and ``fuse_mode="cat"`` (lumen's ``lite-local`` options) leave no operation
+``mid_attn=False`` and ``fuse_mode="cat"`` (the lite preset's ``LITE_LOCAL``) leave no operation
 that reads the whole input (no GroupNorm statistics, spatial attention or average pool), so a
 tile's output depends only on the pixels within the receptive field and tiles agree with the
 whole image.
@@ -48,8 +48,8 @@ def step_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class Block(nn.Module):
-    """GN, swish, conv, (+ Linear(swish(temb))), GN, swish, conv; 1x1 ``nin_shortcut`` when
-    the widths differ; residual. ``temb_ch`` 0: no time input."""
+    """norm, swish, conv, (+ Linear(swish(temb))), norm, swish, conv; 1x1 ``nin_shortcut``
+    when the widths differ; residual. ``temb_ch`` 0: no time input; ``norm``: see ``_norm``."""
 
     def __init__(self, cin: int, cout: int, temb_ch: int = 0, norm: str = "group"):
         super().__init__()
