@@ -231,3 +231,7 @@ def test_rda_x0_estimates_keep_the_tone_bases_low_frequencies():
     # the global shift is gone, the pixel-scale checker (x0 in [-1,1]: /2 in [0,1]) is kept
     assert (out - base - checker / 2)[inner].abs().max() < 0.01
     assert rda_denoiser(Shifted(), base, sigma=0).model_fn(feats)(feats, gm).equal(raw)
+    # what the anchor discards (the global shift of -0.4 in [-1,1]: 0.2 in [0,1]) is reported
+    drift = []
+    rda_denoiser(Shifted(), base, drift=drift).model_fn(feats)(feats, gm)
+    assert len(drift) == 1 and abs(float(drift[0]) - 0.2) < 0.02

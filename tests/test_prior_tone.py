@@ -279,6 +279,10 @@ def test_anchor_detail_keeps_the_tone_priors_low_frequencies():
     checker = ((torch.arange(48)[:, None] + torch.arange(48)[None]) % 2).float() * 0.1 - 0.05
     out = T.anchor_detail(r_in + checker, r_in, 2.0)
     assert (out - r_in - checker).abs()[..., 8:-8, 8:-8].max() < 0.01
+    # clamped to [0,1] at inference; unclamped (training) an overshoot keeps its gradient
+    big = r_in + 10 * checker
+    assert float(T.anchor_detail(big, r_in, 2.0).max()) <= 1.0
+    assert float(T.anchor_detail(big, r_in, 2.0, clamp=False).max()) > 1.0
     # kind-lite at inference: the restoration net's global shift does not reach the output
     from lumen_cli.methods.kind.pipeline import KinDPipeline
     from lumen_cli.pipelines.base import EnhanceOptions

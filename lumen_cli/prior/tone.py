@@ -126,8 +126,11 @@ def anchor_sigma(opts) -> float:
     return float(opts.extra.get("anchor", ANCHOR_SIGMA))
 
 
-def anchor_detail(r_hat: torch.Tensor, r_in: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Keep the tone prior's low frequencies: r_in + high-pass_σ(r_hat − r_in), (B,3,h,w).
+def anchor_detail(
+    r_hat: torch.Tensor, r_in: torch.Tensor, sigma: float, clamp: bool = True
+) -> torch.Tensor:
+    """Keep the tone prior's low frequencies: r_in + high-pass_σ(r_hat − r_in), (B,3,h,w),
+    clamped to [0,1] unless ``clamp`` is false (training: a clamped pixel passes no gradient).
 
     The reflectance nets start from R_in = T(I) / L (an identity net returns T(I)); this lets
     them change only detail and noise finer than a Gaussian of ``sigma`` pixels, while the
@@ -136,7 +139,8 @@ def anchor_detail(r_hat: torch.Tensor, r_in: torch.Tensor, sigma: float) -> torc
     if sigma <= 0:
         return r_hat
     d = r_hat.float() - r_in.float()
-    return (r_in.float() + d - gaussian_blur(d, sigma)).clamp(0, 1)
+    out = r_in.float() + d - gaussian_blur(d, sigma)
+    return out.clamp(0, 1) if clamp else out
 
 
 __all__ = [

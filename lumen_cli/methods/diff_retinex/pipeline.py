@@ -43,6 +43,7 @@ import torch
 from lumen_cli.diffusion.denoiser import Denoiser
 from lumen_cli.methods.diff_retinex.paper_pipeline import PaperDiffRetinexPipeline, is_paper
 from lumen_cli.methods.diff_retinex.presets import PRESETS
+from lumen_cli.ops.filters import gaussian_blur
 from lumen_cli.ops.resize import work_resize
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx, srgb_gain
 from lumen_cli.prior.finish import finish_shadows, highlight_rolloff
@@ -102,14 +103,31 @@ def ida_condition(l_s: torch.Tensor, r_s: torch.Tensor, x_s: torch.Tensor) -> to
     return torch.cat([l_s, r_s, x_s], 1) * 2 - 1
 
 
-def rda_denoiser(rda, r_base: torch.Tensor | None, sigma: float = ANCHOR_SIGMA) -> Denoiser:
+def rda_denoiser(
+    rda,
+    r_base: torch.Tensor | None,
+    sigma: float = ANCHOR_SIGMA,
+    drift: list | None = None,
+    clamp: bool = True,
+) -> Denoiser:
     """The RDA as a ``Denoiser``. With a tone base (lite) and x0 prediction, every x0 estimate
     keeps the low frequencies of R_base (``anchor_detail``, lumen addition), in training and at
     each sampling step alike: the RDA then learns and changes only noise and detail, the tone
-    curves own brightness and colour. r_base: (B,3,h,w) in [0,1] or None."""
+    curves own brightness and colour. r_base: (B,3,h,w) in [0,1] or None. ``drift`` (training):
+    a list that receives, per call, mean |blur_σ(R^ - R_base)| of the raw estimate, the low
+    frequencies that the anchor discards and that no other loss term reaches. ``clamp``
+    false (training): the anchored estimate is not clamped to [0,1], so an overshoot where the
+    target is 0 or 1 is penalised instead of passing no gradient."""
     if r_base is None or sigma <= 0 or rda.prediction != "x0":
         return Denoiser(rda)
-    return Denoiser(rda, lambda x0: anchor_detail((x0.float() + 1) / 2, r_base, sigma) * 2 - 1)
+
+    def x0_fn(x0: torch.Tensor) -> torch.Tensor:
+        r_hat = (x0.float() + 1) / 2
+        if drift is not None:
+            drift.append(gaussian_blur(r_hat - r_base.float(), sigma).abs().mean())
+        return anchor_detail(r_hat, r_base, sigma, clamp) * 2 - 1
+
+    return Denoiser(rda, x0_fn)
 
 
 class DiffRetinexPipeline(Pipeline):

@@ -49,7 +49,7 @@ def tdn_loss(nets, batch, step):
     }
 
 
-def rda_loss(nets, batch, step, crop: int = 128, noise_p: float = 0.5):
+def rda_loss(nets, batch, step, crop: int = 128, noise_p: float = 0.5, w_drift: float = 1.0):
     """Denoising loss of the RDA on (near-)whole images (the stage loads them resized to a
     short side of 512 and cropped to 512x512). With a ``tone`` net, the residual base is the
     tone-prior reflectance (``rda_condition``) and the x0 estimates keep its low frequencies
@@ -61,6 +61,13 @@ def rda_loss(nets, batch, step, crop: int = 128, noise_p: float = 0.5):
     ``guided_illumination``, and the RDA learns x0 = 2 R* - 1 with R* = clamp(I_n / L^): the
     normal-light reflectance under the illumination the pipeline will apply, so R*·L^ = I_n
     (the paper's target is TDN's R_n, which caps the result at TDN's reconstruction error).
+
+    ``w_drift`` weighs the anchor's discarded part (``rda_denoiser``'s ``drift``): without it
+    the raw estimate's low frequencies get no gradient and wander far from R_base, and the
+    4x4 pixel-shuffle phases of the lite RDA (``stem``) then differ by a fraction of that
+    wander, a dot grid that survives the anchor's high-pass. The anchored estimate is compared
+    unclamped: clamped, it passes no gradient where it overshoots a target of 1 (a bright
+    sky), and the RDA learns a dot grid there.
     """
     tdn, rda, ws = nets["tdn"], nets["rda"], nets["ida"].work_size
     low, high = batch["low"].float(), batch["high"].float()
@@ -101,12 +108,17 @@ def rda_loss(nets, batch, step, crop: int = 128, noise_p: float = 0.5):
         cond, target = torch.cat(conds), torch.cat(targets)
     feats = rda.encode(cond)
     r_base = torch.cat(bases) if bases else None
-    loss, x0 = rda_denoiser(rda, r_base).loss(target * 2 - 1, feats)
+    drift = []
+    loss, x0 = rda_denoiser(rda, r_base, drift=drift, clamp=False).loss(target * 2 - 1, feats)
+    logs = {}
+    if drift:
+        loss = loss + w_drift * drift[0]
+        logs["drift"] = float(drift[0].detach())
     with torch.no_grad():
         hi = torch.cat([a for a, _ in ims])
         lh = torch.cat([b for _, b in ims])
         img_err = ((x0.clamp(-1, 1) + 1) / 2 * lh - hi).abs().mean()
-    return loss, {"img_l1": float(img_err)}
+    return loss, {"img_l1": float(img_err), **logs}
 
 
 def ida_loss(nets, batch, step):
