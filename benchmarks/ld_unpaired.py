@@ -7,6 +7,10 @@ with figures that need no reference (sice/val is only reported, by ``benchmarks/
 
 - the auto-encoder: PSNR / SSIM of decode(E(y), skips(y)) against y for the normal-light frames
   y, for the shipped weights and the ``--baseline`` file (how well stage 1 learned);
+- stage 2's fidelity: on the low frames, the mean absolute difference between the LRDM's
+  sampled latent (seed 0, default steps) and the target stage 2 trains it towards
+  (``train.relit_target`` with the recipe's gamma 1, at the normal frames' mean latent), for
+  both files: how well the LRDM learned what it is asked, no reference involved;
 - bright skips: the no-reference figures of ``benchmarks/run.py`` (``lumen_cli.noref``: luma
   and chroma noise, shadow shift) of the shipped pipeline's output on the low frames, with the
   lite default (bright skips) and with ``extra bright_skips = False``.
@@ -65,6 +69,30 @@ def autoencode(decom, y: torch.Tensor) -> torch.Tensor:
     return decom.decode(z, skips).float().clamp(0, 1), y
 
 
+def target_gap(pipe, low, normal, steps: int = 20) -> float:
+    """Median over the low frames of mean |sampled latent - relit target| (see the docstring)."""
+    from lumen_cli.methods.lighten_diffusion.pipeline import sample_latent
+    from lumen_cli.methods.lighten_diffusion.train import relit_target
+
+    decom, unet = pipe.nets["decom"], pipe.nets["unet"]
+    level = statistics.mean(float(autoencode_latent(decom, y).mean()) for y in normal)
+    gaps = []
+    for x in low:
+        z = autoencode_latent(decom, x)
+        _, lum = decom.retinex(z)
+        target = relit_target(z, lum.float(), level, 1.0)
+        noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
+        sample = sample_latent(unet, 2 * z - 1, noise, steps).float()
+        gaps.append(float((sample - target).abs().mean()))
+    return statistics.median(gaps)
+
+
+def autoencode_latent(decom, y: torch.Tensor) -> torch.Tensor:
+    """The CTDN latent (1,3,h/8,w/8) float32 of y cropped to a multiple of 64."""
+    h, w = (n - n % 64 for n in y.shape[-2:])
+    return decom.encode(y[..., :h, :w])[0].float()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", default=None, help="lighten-diffusion weights (default: shipped)")
@@ -90,6 +118,7 @@ def main() -> None:
         pairs = [autoencode(p.nets["decom"], y) for y in normal]
         scores = [(float(metrics.psnr(o, y)), float(metrics.ssim(o, y))) for o, y in pairs]
         ae[name] = (med(s[0] for s in scores), med(s[1] for s in scores))
+    gap = {name: target_gap(p, low, normal) for name, p in (("baseline", base), ("weights", pipe))}
     skips = {}
     for on in (True, False):
         rows = []
@@ -108,13 +137,17 @@ def main() -> None:
         f"Written by `{command}` ({when}): every {args.every}th frame of `{args.data}`, "
         f"{len(normal)} normal-light (mean luma 0.35-0.65) and {len(low)} low-light (at most "
         "0.22) frames, no references; medians. Auto-encoder: decode(E(y), skips(y)) against y "
-        f"for the normal frames, weights {weights} against `{args.baseline}`. Bright skips: the "
+        f"for the normal frames, weights {weights} against `{args.baseline}`; stage 2's "
+        "target gap: median mean |sampled latent - relit target| on the low frames. Bright "
+        "skips: the "
         "no-reference figures (as the LOL table) of the output on the low frames, on and off.",
         "",
-        "| auto-encoder of normal frames | PSNR | SSIM |",
-        "|---|---:|---:|",
-        f"| `{args.baseline}` | {ae['baseline'][0]:.2f} | {ae['baseline'][1]:.4f} |",
-        f"| {weights} | {ae['weights'][0]:.2f} | {ae['weights'][1]:.4f} |",
+        "| weights | auto-encoder of normal frames: PSNR | SSIM "
+        "| low frames: sampled latent - stage 2's target |",
+        "|---|---:|---:|---:|",
+        f"| `{args.baseline}` | {ae['baseline'][0]:.2f} | {ae['baseline'][1]:.4f} "
+        f"| {gap['baseline']:.4f} |",
+        f"| {weights} | {ae['weights'][0]:.2f} | {ae['weights'][1]:.4f} | {gap['weights']:.4f} |",
         "",
         "| low frames | luma noise | chroma noise | shadow shift |",
         "|---|---:|---:|---:|",

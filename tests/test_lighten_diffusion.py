@@ -316,6 +316,24 @@ def test_lrdm_relight_target_trains():
     assert set(T.lrdm_loss(nets, batch, 0, w_scc=0.0, relight=1.0)[1]) == {"noise"}
 
 
+def test_lrdm_fixed_level_ignores_the_normal_crops():
+    nets = LightenDiffusionPipeline.build_nets(
+        "lite", {"decom": {"channels": 8}, "unet": {"ch": 32, "ch_mult": [1, 1, 2, 2]}}
+    )
+    torch.manual_seed(0)
+    low = torch.rand(2, 3, 64, 64) * 0.2
+
+    def loss(normal, level):
+        torch.manual_seed(1)
+        with torch.no_grad():
+            batch = {"low": low, "normal": normal}
+            return float(T.lrdm_loss(nets, batch, 0, w_scc=0.0, relight=1.0, level=level)[0])
+
+    dim, bright = torch.full((2, 3, 64, 64), 0.3), torch.full((2, 3, 64, 64), 0.7)
+    assert loss(dim, 0.5) == loss(bright, 0.5)  # the fixed level, whatever the batch
+    assert loss(dim, None) != loss(bright, None)  # the batch's own level
+
+
 def test_pipeline_seeded_and_tiled():
     from lumen_cli.pipelines.base import EnhanceOptions
     from lumen_cli.pipelines.run import decompose_image, enhance_image

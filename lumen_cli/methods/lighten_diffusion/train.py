@@ -191,11 +191,21 @@ def consistency_loss(pred: torch.Tensor, r_low: torch.Tensor, l_low: torch.Tenso
 
 
 def lrdm_loss(
-    nets, batch, step, scc_steps: int = 20, w_scc: float = 1e-3, relight: float | None = None
+    nets,
+    batch,
+    step,
+    scc_steps: int = 20,
+    w_scc: float = 1e-3,
+    relight: float | None = None,
+    level: float | None = None,
 ):
     """Stage 2 loss: noise (or x0) MSE + w_scc * consistency (see the module docstring).
     ``relight``: None, the target is R_low x L_normal (paper); a number gamma,
-    ``relit_target`` (the low latent's own L^gamma at the normal crops' level)."""
+    ``relit_target`` (the low latent's own L^gamma at the normal crops' level). ``level``
+    (with ``relight``): that level as a fixed number (e.g. the mean ``latent_anchor`` of all
+    the normal frames) instead of the mean latent of the batch's normal crops, which varies
+    from batch to batch: the sampled brightness then converges to one target instead of
+    wandering with the last batches' levels."""
     decom, unet = nets["decom"], nets["unet"]
     low, normal = batch["low"], batch["normal"]
     with torch.no_grad():
@@ -206,7 +216,8 @@ def lrdm_loss(
         if relight is None:
             target = r_low * l_n
         else:
-            target = relit_target(z_low.float(), l_low.float(), z[b:].float().mean(), relight)
+            lvl = z[b:].float().mean() if level is None else float(level)
+            target = relit_target(z_low.float(), l_low.float(), lvl, relight)
         cond = 2 * z_low.float() - 1
         x0 = 2 * target.float() - 1
     a_bar = schedule().to(x0.device)
