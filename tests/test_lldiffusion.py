@@ -216,13 +216,14 @@ def test_joint_loss_crops_after_toning_the_whole_image(monkeypatch):
              "high": torch.rand(2, 3, 160, 128, generator=g)}  # fmt: skip
     seen = {}
 
-    def spy(nets_, low, high, feats, anchor, base=None):
-        seen.update(low=low, high=high, base=base, anchor=anchor, feats=feats)
+    def spy(nets_, low, high, feats, anchor, base=None, clamp=True):
+        seen.update(low=low, high=high, base=base, anchor=anchor, feats=feats, clamp=clamp)
         return (low.mean() * 0 + 1.0), None
 
     monkeypatch.setattr(LT, "_diffusion_term", spy)
-    LT.joint_loss(nets, batch, 0, crop=96)
+    LT.joint_loss(nets, batch, 0, crop=96, clamp_x0=False)
     assert seen["low"].shape == seen["base"].shape == (2, 3, 96, 96) and seen["anchor"] == 0.0
+    assert seen["clamp"] is False  # the loss option reaches the anchored x0
     curves = curves_for(nets, batch["low"])
     noise = tone_noise(batch["low"], curves)
     hits = [(y, x) for y in range(65) for x in range(33)

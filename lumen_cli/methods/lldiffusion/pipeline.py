@@ -101,12 +101,13 @@ def anchor_of(denoiser) -> float:
     return ANCHOR_SIGMA if a is None else float(a)
 
 
-def lite_model(encoder, denoiser, cond, base, a_bar, sigma: float, feats=None):
+def lite_model(encoder, denoiser, cond, base, a_bar, sigma: float, feats=None, clamp=True):
     """model_fn(x_t, t) -> eps for ``ddim_eps_sample`` with the lite denoiser: the U-Net sees
     cat(x_t, cond, colour map, base) (all [-1,1]) and predicts x0 - base; the x0 estimate keeps
     the base's low frequencies (``anchor_detail``, σ px); eps follows from x0. ``base`` None
     (``lite-plain``): the U-Net sees cat(x_t, cond, colour map) and predicts x0 itself.
-    ``feats``: the degradation features of cond if already computed."""
+    ``feats``: the degradation features of cond if already computed. ``clamp`` false
+    (training): the anchored x0 is not clamped to [-1,1], so an overshoot passes a gradient."""
     from lumen_cli.prior.tone import anchor_detail
 
     feats = encoder(cond) if feats is None else feats
@@ -118,7 +119,7 @@ def lite_model(encoder, denoiser, cond, base, a_bar, sigma: float, feats=None):
         if base is not None:
             x0 = x0 + base
         if base is not None and sigma > 0:
-            x0 = anchor_detail((x0 + 1) / 2, (base + 1) / 2, sigma) * 2 - 1
+            x0 = anchor_detail((x0 + 1) / 2, (base + 1) / 2, sigma, clamp) * 2 - 1
         return eps_from_x0(x_t, x0, t, a_bar)
 
     return fn

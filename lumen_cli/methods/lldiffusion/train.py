@@ -32,7 +32,7 @@ from lumen_cli.methods.lldiffusion.nets import colour_map
 FREEZE_STEP = 2000  # lite default; the official LOL config freezes after 40000 epochs
 
 
-def _diffusion_term(nets, low, high, feats, anchor: float, base=None):
+def _diffusion_term(nets, low, high, feats, anchor: float, base=None, clamp: bool = True):
     """(L_diff, x0 estimate in [-1,1]) for a batch, paper (eps) or lite (x0 on ``base`` =
     T(low) in [0,1]; None for lite-plain, which has no tone prior)."""
     den = nets["denoiser"]
@@ -49,7 +49,8 @@ def _diffusion_term(nets, low, high, feats, anchor: float, base=None):
     from lumen_cli.methods.lldiffusion.pipeline import lite_model
 
     base = None if base is None else base * 2 - 1
-    eps = lite_model(nets["encoder"], den, cond, base, a_bar, anchor, feats=feats)(x_t, t)
+    model = lite_model(nets["encoder"], den, cond, base, a_bar, anchor, feats=feats, clamp=clamp)
+    eps = model(x_t, t)
     x0_hat = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
     return (x0_hat - x0).abs().mean(), x0_hat
 
@@ -62,13 +63,15 @@ def joint_loss(
     image_weight: float = 0.1,
     anchor: float | None = None,
     crop: int | None = None,
+    clamp_x0: bool = True,
 ):
     """The joint loss (module docstring); after ``freeze_step`` the noise term alone, with
     the encoder run without gradients. ``anchor``: σ of the lite x0 anchor (None: the
     denoiser's own, ``pipeline.anchor_of``). ``crop``: the batch holds whole images; the
     tone curves and T's noise level are measured on them, then every term runs on one random
     ``crop`` px window, with T(window) made from those whole-image measurements, as the
-    pipeline makes T of a tile (None: T of the batch's images as they come)."""
+    pipeline makes T of a tile (None: T of the batch's images as they come). ``clamp_x0``
+    false: the lite anchored x0 is compared unclamped (a clamped pixel passes no gradient)."""
     from lumen_cli.methods.lldiffusion.pipeline import anchor_of
     from lumen_cli.prior.tone import curves_for, tone_noise, toned
     from lumen_cli.train.tone_stage import crop_together
@@ -88,7 +91,7 @@ def joint_loss(
     if frozen:
         feats = [f.detach() for f in feats]
     sigma = anchor_of(nets["denoiser"]) if anchor is None else anchor
-    l_diff, _ = _diffusion_term(nets, low, high, feats, sigma, base)
+    l_diff, _ = _diffusion_term(nets, low, high, feats, sigma, base, clamp_x0)
     logs = {"diff": float(l_diff.detach()), "frozen": float(frozen)}
     if frozen:
         return l_diff, logs
