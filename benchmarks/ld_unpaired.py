@@ -1,6 +1,7 @@
 """lighten-diffusion's choices judged on its own training data, without references.
 
     python benchmarks/ld_unpaired.py --baseline OLD.safetensors [--every 7] [--out BENCHMARKS.md]
+    python benchmarks/ld_unpaired.py --level     # the recipe's stage-2 level (see normal_level)
 
 LightenDiffusion-lite is trained from ``sice/unpaired`` alone, so its choices are made there,
 with figures that need no reference (sice/val is only reported, by ``benchmarks/run.py``):
@@ -9,7 +10,7 @@ with figures that need no reference (sice/val is only reported, by ``benchmarks/
   y, for the shipped weights and the ``--baseline`` file (how well stage 1 learned);
 - stage 2's fidelity: on the low frames, the mean absolute difference between the LRDM's
   sampled latent (seed 0, default steps) and the target stage 2 trains it towards
-  (``train.relit_target`` with the recipe's gamma 1, at the normal frames' mean latent), for
+  (``train.relit_target`` with the recipe's gamma 1, at ``normal_level``), for
   both files: how well the LRDM learned what it is asked, no reference involved;
 - bright skips: the no-reference figures of ``benchmarks/run.py`` (``lumen_cli.noref``: luma
   and chroma noise, shadow shift) of the shipped pipeline's output on the low frames, with the
@@ -69,13 +70,12 @@ def autoencode(decom, y: torch.Tensor) -> torch.Tensor:
     return decom.decode(z, skips).float().clamp(0, 1), y
 
 
-def target_gap(pipe, low, normal, steps: int = 20) -> float:
+def target_gap(pipe, low, level: float, steps: int = 20) -> float:
     """Median over the low frames of mean |sampled latent - relit target| (see the docstring)."""
     from lumen_cli.methods.lighten_diffusion.pipeline import sample_latent
     from lumen_cli.methods.lighten_diffusion.train import relit_target
 
     decom, unet = pipe.nets["decom"], pipe.nets["unet"]
-    level = statistics.mean(float(autoencode_latent(decom, y).mean()) for y in normal)
     gaps = []
     for x in low:
         z = autoencode_latent(decom, x)
@@ -93,15 +93,38 @@ def autoencode_latent(decom, y: torch.Tensor) -> torch.Tensor:
     return decom.encode(y[..., :h, :w])[0].float()
 
 
+def normal_level(data: Path) -> float:
+    """Mean ``latent_anchor`` (gamma 2.2) over all the normal-light frames of ``data``, split
+    by the trainer's rule (``unpaired_files``): the fixed level of the recipe's stage 2."""
+    from lumen_cli.methods.lighten_diffusion.train import latent_anchor
+    from lumen_cli.train import evaluate as E
+    from lumen_cli.train.data import unpaired_files
+
+    _, normals = unpaired_files(data)
+    with torch.no_grad():
+        return statistics.mean(float(latent_anchor(E.read_pixels(f), 2.2).mean()) for f in normals)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", default=None, help="lighten-diffusion weights (default: shipped)")
-    ap.add_argument("--baseline", required=True, help="weights to compare the auto-encoder with")
+    ap.add_argument("--baseline", help="weights to compare with (required unless --level)")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--every", type=int, default=7)
     ap.add_argument("--limit", type=int, default=30)
     ap.add_argument("--out", type=Path, default=None, help="write the section into this file")
+    ap.add_argument(
+        "--level",
+        action="store_true",
+        help="only print the recipe's stage-2 level: the mean latent_anchor of all the normal "
+        "frames of --data (split as the trainer splits it)",
+    )
     args = ap.parse_args()
+    if args.level:
+        print(f"{normal_level(args.data):.4f}")
+        return
+    if not args.baseline:
+        ap.error("--baseline is required (unless --level)")
 
     from lumen_cli import metrics, noref
     from lumen_cli.api import enhance_tensor
@@ -118,7 +141,8 @@ def main() -> None:
         pairs = [autoencode(p.nets["decom"], y) for y in normal]
         scores = [(float(metrics.psnr(o, y)), float(metrics.ssim(o, y))) for o, y in pairs]
         ae[name] = (med(s[0] for s in scores), med(s[1] for s in scores))
-    gap = {name: target_gap(p, low, normal) for name, p in (("baseline", base), ("weights", pipe))}
+    level = normal_level(args.data)
+    gap = {name: target_gap(p, low, level) for name, p in (("baseline", base), ("weights", pipe))}
     skips = {}
     for on in (True, False):
         rows = []
@@ -138,7 +162,8 @@ def main() -> None:
         f"{len(normal)} normal-light (mean luma 0.35-0.65) and {len(low)} low-light (at most "
         "0.22) frames, no references; medians. Auto-encoder: decode(E(y), skips(y)) against y "
         f"for the normal frames, weights {weights} against `{args.baseline}`; stage 2's "
-        "target gap: median mean |sampled latent - relit target| on the low frames. Bright "
+        f"target gap: median mean |sampled latent - relit target (level {level:.4f})| on the low "
+        "frames. Bright "
         "skips: the "
         "no-reference figures (as the LOL table) of the output on the low frames, on and off.",
         "",
