@@ -50,7 +50,8 @@ samples that DDIM with the inference step count (20); ``scc_steps`` sets it (lit
 CPU cost; the term's weight is small either way). With ``relight`` = gamma (lumen option) the
 target's illumination is not an unrelated normal crop's L (whose structure stage 2 would paint
 into the output) but the low image's own L^gamma, scaled so that the target's mean equals the
-normal crops' mean latent, times the Retinex quotient z_low / L_low (``relit_target``). Only the
+normal crops' mean latent (or a fixed ``level``: the lite recipe's, the mean latent anchor of all
+its normal frames), times the Retinex quotient z_low / L_low (``relit_target``). Only the
 product is clipped at 1, not L (clipping L flattened every bright area of the target).
 """
 
