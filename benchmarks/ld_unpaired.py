@@ -62,10 +62,15 @@ def split_frames(files, every: int, limit: int) -> tuple[list, list]:
     return low, normal
 
 
+def crop64(y: torch.Tensor) -> torch.Tensor:
+    """y cropped (top-left) to a multiple of 64 in height and width."""
+    h, w = (n - n % 64 for n in y.shape[-2:])
+    return y[..., :h, :w]
+
+
 def autoencode(decom, y: torch.Tensor) -> torch.Tensor:
     """decode(E(y), skips(y)) of y cropped to a multiple of 64, and that crop."""
-    h, w = (n - n % 64 for n in y.shape[-2:])
-    y = y[..., :h, :w]
+    y = crop64(y)
     z, skips = decom.encode(y)
     return decom.decode(z, skips).float().clamp(0, 1), y
 
@@ -78,19 +83,13 @@ def target_gap(pipe, low, level: float, steps: int = 20) -> float:
     decom, unet = pipe.nets["decom"], pipe.nets["unet"]
     gaps = []
     for x in low:
-        z = autoencode_latent(decom, x)
+        z = decom.encode(crop64(x))[0].float()
         _, lum = decom.retinex(z)
         target = relit_target(z, lum.float(), level, 1.0)
         noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
         sample = sample_latent(unet, 2 * z - 1, noise, steps).float()
         gaps.append(float((sample - target).abs().mean()))
     return statistics.median(gaps)
-
-
-def autoencode_latent(decom, y: torch.Tensor) -> torch.Tensor:
-    """The CTDN latent (1,3,h/8,w/8) float32 of y cropped to a multiple of 64."""
-    h, w = (n - n % 64 for n in y.shape[-2:])
-    return decom.encode(y[..., :h, :w])[0].float()
 
 
 def normal_level(data: Path) -> float:
@@ -163,9 +162,8 @@ def main() -> None:
         "0.22) frames, no references; medians. Auto-encoder: decode(E(y), skips(y)) against y "
         f"for the normal frames, weights {weights} against `{args.baseline}`; stage 2's "
         f"target gap: median mean |sampled latent - relit target (level {level:.4f})| on the low "
-        "frames. Bright "
-        "skips: the "
-        "no-reference figures (as the LOL table) of the output on the low frames, on and off.",
+        "frames. Bright skips: the no-reference figures (as the LOL table) of the output on "
+        "the low frames, on and off.",
         "",
         "| weights | auto-encoder of normal frames: PSNR | SSIM "
         "| low frames: sampled latent - stage 2's target |",

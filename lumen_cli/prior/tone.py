@@ -126,6 +126,14 @@ def anchor_sigma(opts) -> float:
     return float(opts.extra.get("anchor", ANCHOR_SIGMA))
 
 
+def anchor_parts(r_hat: torch.Tensor, r_in: torch.Tensor, sigma: float):
+    """(r_in + high-pass_σ(r_hat − r_in) unclamped, the discarded low-pass_σ(r_hat − r_in)),
+    both (B,3,h,w) float32: ``anchor_detail`` before its clamp, and what it throws away."""
+    d = r_hat.float() - r_in.float()
+    low = gaussian_blur(d, sigma)
+    return r_in.float() + d - low, low
+
+
 def anchor_detail(
     r_hat: torch.Tensor, r_in: torch.Tensor, sigma: float, clamp: bool = True
 ) -> torch.Tensor:
@@ -138,8 +146,7 @@ def anchor_detail(
     unchanged."""
     if sigma <= 0:
         return r_hat
-    d = r_hat.float() - r_in.float()
-    out = r_in.float() + d - gaussian_blur(d, sigma)
+    out, _ = anchor_parts(r_hat, r_in, sigma)
     return out.clamp(0, 1) if clamp else out
 
 
@@ -147,6 +154,7 @@ __all__ = [
     "ANCHOR_SIGMA",
     "TONE_NET",
     "anchor_detail",
+    "anchor_parts",
     "anchor_sigma",
     "curves_for",
     "denoise_luma",

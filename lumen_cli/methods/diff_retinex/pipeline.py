@@ -43,13 +43,12 @@ import torch
 from lumen_cli.diffusion.denoiser import Denoiser
 from lumen_cli.methods.diff_retinex.paper_pipeline import PaperDiffRetinexPipeline, is_paper
 from lumen_cli.methods.diff_retinex.presets import PRESETS
-from lumen_cli.ops.filters import gaussian_blur
 from lumen_cli.ops.resize import work_resize
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx, srgb_gain
 from lumen_cli.prior.finish import finish_shadows, highlight_rolloff
 from lumen_cli.prior.tone import (
     ANCHOR_SIGMA,
-    anchor_detail,
+    anchor_parts,
     anchor_sigma,
     curves_for,
     lift_illumination,
@@ -122,10 +121,10 @@ def rda_denoiser(
         return Denoiser(rda)
 
     def x0_fn(x0: torch.Tensor) -> torch.Tensor:
-        r_hat = (x0.float() + 1) / 2
+        out, low = anchor_parts((x0.float() + 1) / 2, r_base, sigma)
         if drift is not None:
-            drift.append(gaussian_blur(r_hat - r_base.float(), sigma).abs().mean())
-        return anchor_detail(r_hat, r_base, sigma, clamp) * 2 - 1
+            drift.append(low.abs().mean())
+        return (out.clamp(0, 1) if clamp else out) * 2 - 1
 
     return Denoiser(rda, x0_fn)
 
