@@ -7,7 +7,9 @@ LightenDiffusion-lite is trained from ``sice/unpaired`` alone, so its choices ar
 with figures that need no reference (sice/val is only reported, by ``benchmarks/run.py``):
 
 - the auto-encoder: PSNR / SSIM of decode(E(y), skips(y)) against y for the normal-light frames
-  y, for the shipped weights and the ``--baseline`` file (how well stage 1 learned);
+  y, for the shipped weights and the ``--baseline`` file (how well stage 1 learned), the share
+  of y's chroma (mean max - min of RGB) it keeps, and its mean error on flat saturated patches
+  of six hues on grey (``colour_patches``: no data, how faithfully it keeps a colour);
 - stage 2's fidelity: on the low frames, the mean absolute difference between the LRDM's
   sampled latent (seed 0, default steps) and the target stage 2 trains it towards
   (``train.relit_target`` with the recipe's gamma 1, at ``normal_level``), for
@@ -75,6 +77,34 @@ def autoencode(decom, y: torch.Tensor) -> torch.Tensor:
     return decom.decode(z, skips).float().clamp(0, 1), y
 
 
+PATCH_COLOURS = {
+    "red": (0.7, 0.15, 0.15),
+    "yellow": (0.7, 0.7, 0.15),
+    "green": (0.15, 0.7, 0.15),
+    "cyan": (0.15, 0.7, 0.7),
+    "blue": (0.15, 0.15, 0.7),
+    "magenta": (0.7, 0.15, 0.7),
+}
+
+
+def chroma(x: torch.Tensor) -> float:
+    """Mean over pixels of max - min of RGB."""
+    return float((x.amax(1) - x.amin(1)).mean())
+
+
+def colour_patches(decom) -> dict[str, float]:
+    """Per hue of PATCH_COLOURS: mean |decode(E(p), skips(p)) - colour| (8-bit levels) over the
+    centre of a 64x64 patch of that colour on a 128x128 grey (0.45) image p."""
+    errs = {}
+    for name, c in PATCH_COLOURS.items():
+        p = torch.full((1, 3, 128, 128), 0.45)
+        p[..., 32:96, 32:96] = torch.tensor(c)[:, None, None]
+        z, skips = decom.encode(p)
+        out = decom.decode(z, skips).float().clamp(0, 1)
+        errs[name] = float((out - p)[..., 40:88, 40:88].abs().mean()) * 255
+    return errs
+
+
 def target_gap(pipe, low, level: float, steps: int = 20) -> float:
     """Median over the low frames of mean |sampled latent - relit target| (see the docstring)."""
     from lumen_cli.methods.lighten_diffusion.pipeline import sample_latent
@@ -139,7 +169,9 @@ def main() -> None:
     for name, p in (("baseline", base), ("weights", pipe)):
         pairs = [autoencode(p.nets["decom"], y) for y in normal]
         scores = [(float(metrics.psnr(o, y)), float(metrics.ssim(o, y))) for o, y in pairs]
-        ae[name] = (med(s[0] for s in scores), med(s[1] for s in scores))
+        kept = med(chroma(o) / max(chroma(y), 1e-6) for o, y in pairs)
+        patches = colour_patches(p.nets["decom"])
+        ae[name] = (med(s[0] for s in scores), med(s[1] for s in scores), kept, patches)
     level = normal_level(args.data)
     gap = {name: target_gap(p, low, level) for name, p in (("baseline", base), ("weights", pipe))}
     skips = {}
@@ -165,12 +197,26 @@ def main() -> None:
         "frames. Bright skips: the no-reference figures (as the LOL table) of the output on "
         "the low frames, on and off.",
         "",
-        "| weights | auto-encoder of normal frames: PSNR | SSIM "
-        "| low frames: sampled latent - stage 2's target |",
-        "|---|---:|---:|---:|",
-        f"| `{args.baseline}` | {ae['baseline'][0]:.2f} | {ae['baseline'][1]:.4f} "
-        f"| {gap['baseline']:.4f} |",
-        f"| {weights} | {ae['weights'][0]:.2f} | {ae['weights'][1]:.4f} | {gap['weights']:.4f} |",
+        "| weights | auto-encoder of normal frames: PSNR | SSIM | chroma kept "
+        "| saturated patches: error (8-bit) | low frames: sampled latent - stage 2's target |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for key, label in (("baseline", f"`{args.baseline}`"), ("weights", weights)):
+        psnr, ssim, kept, patches = ae[key]
+        lines.append(
+            f"| {label} | {psnr:.2f} | {ssim:.4f} | {100 * kept:.0f} % "
+            f"| {statistics.mean(patches.values()):.1f} | {gap[key]:.4f} |"
+        )
+    lines += [
+        "",
+        "Auto-encoder error on each saturated patch (8-bit levels, mean |output - colour|):",
+        "",
+        "| weights | " + " | ".join(PATCH_COLOURS) + " |",
+        "|---|" + "---:|" * len(PATCH_COLOURS),
+    ]
+    for key, label in (("baseline", f"`{args.baseline}`"), ("weights", weights)):
+        lines.append(f"| {label} | " + " | ".join(f"{v:.1f}" for v in ae[key][3].values()) + " |")
+    lines += [
         "",
         "| low frames | luma noise | chroma noise | shadow shift |",
         "|---|---:|---:|---:|",

@@ -195,6 +195,7 @@ def test_unpaired_stages_train():
         for k, m in nets.items():
             m.requires_grad_(k in st.trains)
         args = {"scc_steps": 2} if st.name == "lrdm" else {"anchor_gamma": 2.2}
+        args |= {"colour_p": 1.0, "colour_sat": 2.0}
         loss, logs = st.loss(nets, batch, 0, **args)
         loss.backward()
         assert torch.isfinite(loss) and logs
@@ -229,6 +230,28 @@ def test_latent_anchor_scales_with_linear_gain():
     d = T.latent_anchor(T.darken(x, gain=(0.1, 0.1), noise=(0.0, 0.0)))
     assert float((d - a * 0.1 ** (1 / 2.2)).abs().max()) < 2e-3
     assert T.latent_anchor(x, None).shape == (2, 3, 4, 4)
+
+
+def test_vary_colour_permutes_channels_and_raises_saturation():
+    """p = 1 without saturation only reorders each image's channels; with saturation (same
+    permutations) the luma of linear light is kept where nothing clips and the chroma grows;
+    p = 0 is the identity."""
+    from lumen_cli.ops.color import luma, srgb_to_linear
+
+    x = 0.2 + 0.6 * torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(T.vary_colour(x, 0.0, 2.0), x)
+    torch.manual_seed(0)
+    y = T.vary_colour(x, 1.0)
+    for a, b in zip(x, y, strict=True):
+        assert sorted(a.mean((1, 2)).tolist()) == pytest.approx(sorted(b.mean((1, 2)).tolist()))
+    torch.manual_seed(0)
+    z = T.vary_colour(x, 1.0, 3.0)
+    spread = lambda t: (t.amax(1) - t.amin(1)).mean()  # noqa: E731
+    assert float(spread(z)) > 1.2 * float(spread(y))
+    inside = ((z > 1e-3) & (z < 1 - 1e-3)).all(1, keepdim=True)
+    assert float(inside.float().mean()) > 0.3
+    err = (luma(srgb_to_linear(z)) - luma(srgb_to_linear(y)))[inside].abs()
+    assert float(err.max()) < 1e-4
 
 
 def test_relit_target_is_the_quotient_relit_to_the_level():

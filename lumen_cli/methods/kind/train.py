@@ -109,6 +109,7 @@ def joint_loss(
     crop: int = 256,
     target_luma: float | None = None,
     post: bool = False,
+    clamp_anchor: bool = True,
 ):
     """End-to-end fine-tuning (lumen addition): out = restore(R_in,L) · adjust(L, α̂), α̂ from
     the ratio net on the low image; L1 + (1 − SSIM) against I_high, plus the ratio net's own
@@ -125,7 +126,10 @@ def joint_loss(
     the brightness of each training reference, which the low frame does not predict.
 
     ``post``: compare the output after ``tone.finish_shadows`` (the last inference step), so
-    the restoration net learns what those fixed post-steps leave to it."""
+    the restoration net learns what those fixed post-steps leave to it.
+
+    ``clamp_anchor``: clamp R̂ to [0, 1] after ``anchor_detail`` as inference does; false
+    leaves it unclamped, so a pixel that overshoots still passes a gradient."""
     full_low, full_high = batch["low"], batch["high"]
     if target_luma is not None:
         full_high = match_luma(full_high.float(), target_luma).to(full_high.dtype)
@@ -154,7 +158,7 @@ def joint_loss(
     r_in, l_hat = restore_input(low, r_low, l_hat, curves, noise)
     r_hat = _f(nets["restore"](r_in, l_low))
     if curves is not None:
-        r_hat = anchor_detail(r_hat, r_in, ANCHOR_SIGMA)
+        r_hat = anchor_detail(r_hat, r_in, ANCHOR_SIGMA, clamp=clamp_anchor)
     out = r_hat * l_hat
     if post and curves is not None:
         out = finish_shadows(low, out.clamp(0, 1))

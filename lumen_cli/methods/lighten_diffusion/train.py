@@ -86,6 +86,33 @@ def darken(x: torch.Tensor, gain=(1 / 30, 1 / 3), noise=(0.0, 0.02)) -> torch.Te
     return (d + s * torch.randn_like(d)).clamp(0, 1)
 
 
+def vary_colour(x: torch.Tensor, p: float, saturation: float = 1.0) -> torch.Tensor:
+    """x (B,3,H,W) sRGB in [0,1] with, per image and with probability ``p``, its RGB channels
+    in a random order and its saturation scaled in linear light by a log-uniform factor in
+    [1, ``saturation``] (the luma Y kept: Y + s (x - Y), clipped to [0, 1]). The unpaired
+    frames hold few saturated colours of most hues; seeing them re-coloured keeps the
+    autoencoder (and the latent diffusion) from pulling every hue towards the frames' usual
+    ones. Torch's global RNG."""
+    if p <= 0:
+        return x
+    from lumen_cli.ops.color import linear_to_srgb, luma, srgb_to_linear
+
+    b = x.shape[0]
+    on = torch.rand(b) < p
+    if not bool(on.any()):
+        return x
+    perm = torch.stack([torch.randperm(3) for _ in range(b)])
+    perm[~on] = torch.arange(3)
+    out = torch.stack([x[i, perm[i]] for i in range(b)])
+    if saturation > 1:
+        lin = srgb_to_linear(out.clamp(0, 1))
+        y = luma(lin)
+        u = torch.rand(b, 1, 1, 1, device=x.device) * on.view(b, 1, 1, 1).to(x.device)
+        s = torch.exp(u * math.log(saturation))
+        out = linear_to_srgb((y + s * (lin - y)).clamp(0, 1))
+    return out.to(x.dtype)
+
+
 def latent_anchor(x: torch.Tensor, gamma: float | None = 2.2) -> torch.Tensor:
     """The small image the encoder's latent is pulled towards, for x (B,3,H,W) sRGB in [0,1]:
     the 8x8 average of x's linear light to the power 1/``gamma`` (None: the 8x8 average of
@@ -130,6 +157,8 @@ def ctdn_loss(
     anchor_gamma: float | None = None,
     anchor_log: bool = False,
     gain=(1 / 30, 1 / 3),
+    colour_p: float = 0.0,
+    colour_sat: float = 1.0,
 ):
     """Stage 1 loss (see the module docstring). ``anchor_gamma``: see ``latent_anchor``;
     ``anchor_log``: compare latent and anchor as logarithms (a relative error: a dark
@@ -199,6 +228,8 @@ def lrdm_loss(
     w_scc: float = 1e-3,
     relight: float | None = None,
     level: float | None = None,
+    colour_p: float = 0.0,
+    colour_sat: float = 1.0,
 ):
     """Stage 2 loss: noise (or x0) MSE + w_scc * consistency (see the module docstring).
     ``relight``: None, the target is R_low x L_normal (paper); a number gamma,
@@ -206,9 +237,10 @@ def lrdm_loss(
     (with ``relight``): that level as a fixed number (e.g. the mean ``latent_anchor`` of all
     the normal frames) instead of the mean latent of the batch's normal crops, which varies
     from batch to batch: the sampled brightness then converges to one target instead of
-    wandering with the last batches' levels."""
+    wandering with the last batches' levels. ``colour_p``, ``colour_sat``: ``vary_colour`` of
+    the low crops."""
     decom, unet = nets["decom"], nets["unet"]
-    low, normal = batch["low"], batch["normal"]
+    low, normal = vary_colour(batch["low"], colour_p, colour_sat), batch["normal"]
     with torch.no_grad():
         z, _ = decom.encode(torch.cat([low, normal]))
         r, lum = decom.retinex(z)
