@@ -254,6 +254,22 @@ def test_vary_colour_permutes_channels_and_raises_saturation():
     assert float(err.max()) < 1e-4
 
 
+def test_ctdn_loss_options_take_effect():
+    """colour_p re-colours the crops the stage-1 loss sees; w_bright adds the bright-skips
+    transfer term."""
+    torch.manual_seed(0)
+    nets = {"decom": build_net("lighten-diffusion.ctdn", {"channels": 8, "prior_headroom": 0.6})}
+    batch = {"low": torch.rand(2, 3, 64, 64) * 0.2, "normal": torch.rand(2, 3, 64, 64)}
+    losses = {}
+    for name, kw in {"plain": {}, "colour": {"colour_p": 1.0}, "bright": {"w_bright": 1.0}}.items():
+        torch.manual_seed(1)
+        with torch.no_grad():
+            loss, logs = T.ctdn_loss(nets, batch, 0, **kw)
+        losses[name] = float(loss)
+        assert ("bright" in logs) == (name == "bright")
+    assert losses["colour"] != losses["plain"] and losses["bright"] > losses["plain"]
+
+
 def test_relit_target_is_the_quotient_relit_to_the_level():
     """The target keeps only the normal crops' mean level: mean target = level; with gamma 1 it
     is a common gain on the low latent, with gamma < 1 the quotient z / L times s L^gamma."""

@@ -72,10 +72,10 @@ from lumen_cli.methods.lighten_diffusion.pipeline import (
 from lumen_cli.retinex import losses as RL
 
 
-def darken(x: torch.Tensor, gain=(1 / 30, 1 / 3), noise=(0.0, 0.02)) -> torch.Tensor:
+def darken(x: torch.Tensor, gain=(1 / 30, 1 / 3), noise=(0.0, 0.02), return_gain: bool = False):
     """A darker exposure of x (B,3,H,W) sRGB in [0,1]: linear light times a per-image gain,
     log-uniform in ``gain``, plus Gaussian noise of sigma uniform in ``noise`` (sRGB units).
-    Torch's global RNG (seeded by the training engine)."""
+    Torch's global RNG. ``return_gain``: also return the gains (B,1,1,1)."""
     from lumen_cli.ops.color import linear_to_srgb, srgb_to_linear
 
     b = x.shape[0]
@@ -83,7 +83,8 @@ def darken(x: torch.Tensor, gain=(1 / 30, 1 / 3), noise=(0.0, 0.02)) -> torch.Te
     g = torch.exp(math.log(gain[0]) + u * (math.log(gain[1]) - math.log(gain[0])))
     d = linear_to_srgb((srgb_to_linear(x.clamp(0, 1)) * g).clamp(0, 1))
     s = noise[0] + torch.rand(b, 1, 1, 1, device=x.device) * (noise[1] - noise[0])
-    return (d + s * torch.randn_like(d)).clamp(0, 1)
+    d = (d + s * torch.randn_like(d)).clamp(0, 1)
+    return (d, g) if return_gain else d
 
 
 def vary_colour(x: torch.Tensor, p: float, saturation: float = 1.0) -> torch.Tensor:
@@ -159,14 +160,21 @@ def ctdn_loss(
     gain=(1 / 30, 1 / 3),
     colour_p: float = 0.0,
     colour_sat: float = 1.0,
+    w_bright: float = 0.0,
 ):
     """Stage 1 loss (see the module docstring). ``anchor_gamma``: see ``latent_anchor``;
     ``anchor_log``: compare latent and anchor as logarithms (a relative error: a dark
     frame's latent is then fitted as closely, in ratio, as a bright one's, so R = z / L of two
-    exposures can agree); ``gain``: the linear-light gain range of the darker exposure."""
+    exposures can agree); ``gain``: the linear-light gain range of the darker exposure;
+    ``colour_p``, ``colour_sat``: ``vary_colour`` of the low and normal crops; ``w_bright``:
+    weight of the bright-skips transfer D(E(normal), skips of the dark copy brought back by
+    the inverse gain, after 8-bit rounding) ~ normal, the decoder's input at inference with
+    bright skips (a noisy, brightened dark photo's pyramid), so it learns to render a clean
+    picture from it."""
     decom = nets["decom"]
-    low, normal = batch["low"], batch["normal"]
-    dark = darken(normal, gain=tuple(gain))
+    low = vary_colour(batch["low"], colour_p, colour_sat)
+    normal = vary_colour(batch["normal"], colour_p, colour_sat)
+    dark, k = darken(normal, gain=tuple(gain), return_gain=True)
     x = torch.cat([low, normal, dark])
     z, skips = decom.encode(x)
     z_n, z_d = z[low.shape[0] :].chunk(2)
@@ -175,6 +183,15 @@ def ctdn_loss(
     rec = decom.decode(z, skips)
     swap = decom.decode(torch.cat([z_n, z_d]), [torch.cat(p) for p in zip(sk_d, sk_n)])
     l_rec = (rec - x).abs().mean() + (swap - torch.cat([normal, dark])).abs().mean()
+    logs = {}
+    if w_bright > 0:
+        from lumen_cli.methods.lighten_diffusion.pipeline import apply_exposure
+
+        lifted = apply_exposure(torch.round(dark * 255) / 255, 1 / k)
+        out = decom.decode(z_n, decom.encode(lifted)[1])
+        l_bright = (out - normal).abs().mean()
+        l_rec = l_rec + w_bright * l_bright
+        logs["bright"] = l_bright
     anchor = latent_anchor(x, anchor_gamma)
     if anchor_log:
         l_anchor = (z.clamp_min(1e-4).log() - anchor.log()).abs().mean()
@@ -192,7 +209,7 @@ def ctdn_loss(
         + w_refl * l_refl
         + w_prior * l_prior
     )
-    logs = {"rec": l_rec, "anchor": l_anchor, "ret": l_ret, "smooth": l_smooth, "refl": l_refl}
+    logs |= {"rec": l_rec, "anchor": l_anchor, "ret": l_ret, "smooth": l_smooth, "refl": l_refl}
     logs["r_std"] = r.detach().std()
     return loss, {k: float(v.detach()) for k, v in logs.items()}
 
