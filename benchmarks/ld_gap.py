@@ -38,7 +38,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from ceiling import exposure_oracle  # noqa: E402
 from run import DEFAULT_VAL  # noqa: E402
-from sections import replace_section  # noqa: E402
+from sections import write_section  # noqa: E402
 
 MARK = "<!-- ld-gap -->"
 ROWS = (
@@ -130,7 +130,7 @@ def main() -> None:
     lines.append(f"| reference | - | - | {med(sats['reference']):.3f} |")
     print("\n".join(lines))
     if args.out:
-        args.out.write_text(replace_section(args.out.read_text(), MARK, lines))
+        write_section(args.out, MARK, lines)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from sections import replace_section  # noqa: E402
+from sections import write_section  # noqa: E402
 
 MARK = "<!-- ld-unpaired -->"
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "sice" / "unpaired"
@@ -225,7 +225,7 @@ def main() -> None:
         lines.append(f"| {label} | {skips[on][0]:.2f} | {skips[on][1]:.2f} | {skips[on][2]:.2f} |")
     print("\n".join(lines))
     if args.out:
-        args.out.write_text(replace_section(args.out.read_text(), MARK, lines))
+        write_section(args.out, MARK, lines)
 
 
 if __name__ == "__main__":

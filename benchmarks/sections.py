@@ -22,6 +22,16 @@ def replace_section(text: str, mark: str, lines: list[str]) -> str:
     return text.rstrip("\n") + "\n\n" + block + "\n"
 
 
+def write_section(path, mark: str, lines: list[str]) -> None:
+    """Replace (or append) the section between ``mark`` lines of the file ``path``; a file
+    that does not exist yet is created holding only that section."""
+    from pathlib import Path
+
+    path = Path(path)
+    text = path.read_text() if path.exists() else ""
+    path.write_text(replace_section(text, mark, lines).lstrip("\n"))
+
+
 def marked_sections(text: str) -> list[str]:
     """Every marked section of ``text``, markers included, in order."""
     out, pos = [], 0

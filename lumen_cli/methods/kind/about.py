@@ -11,10 +11,10 @@ ABOUT = {
     "unchanged (min-max stretch, ratio 5, gray-gain fusion, blend with the input, uint8 "
     "truncation)",
     "measured": "lite with its restoration/adjustment nets bypassed (tone base + finish) "
-    "loses 0.3 dB / 0.001 SSIM on sice/val and differs by 1.7 of 255 per pixel "
-    "(BENCHMARKS.md, Ablation); without the tone prior, kind-lite's first version (its own "
-    "nets only, 4000 steps) scored 20.67 dB / 0.707 against 23.0 / 0.80 with it "
-    "(benchmarks/NOTES.md; not re-trained at today's length)",
+    "differs by 2.6 of 255 per pixel and scores 0.24 dB lower but 0.004 SSIM higher on "
+    "sice/val (BENCHMARKS.md, Ablation: the nets trade SSIM for PSNR); without the tone "
+    "prior, kind-lite's first version (its own nets only, 4000 steps) scored 20.67 dB / "
+    "0.707 against 23.0 / 0.80 with it (benchmarks/NOTES.md; not re-trained at today's length)",
     "paper weights": "git clone github.com/zhangyhuaee/KinD (decomposition and adjustment "
     "nets; no licence stated), `lumen weights convert kind KinD/checkpoint -o "
     "kind-official.safetensors`, pass --weights; decompose works as is, enhance also needs "
