@@ -121,3 +121,41 @@ def test_exposure_is_checked_once_for_every_method(method, dim_image):
     for bad in (0.0, -1.0, float("nan"), float("inf"), 100.0):
         with pytest.raises(UsageError):
             run(pipe, x, exposure=bad)
+
+
+# six saturated colours on the hue circle (HSV saturation 0.79, value 0.7: 0.7 / 0.15 RGB)
+HUES = {"red": 0, "yellow": 60, "green": 120, "cyan": 180, "blue": 240, "magenta": 300}
+
+
+def hsv(rgb) -> tuple[float, float]:
+    """(hue in degrees, HSV saturation) of an RGB triple."""
+    import colorsys
+
+    h, s, _ = colorsys.rgb_to_hsv(*(float(v) for v in rgb))
+    return 360 * h, s
+
+
+def test_saturated_colours_keep_their_hue(method):
+    """A dark exposure of six saturated patches on grey (linear light x 0.05, mild noise) comes
+    back with each patch's hue within 12 degrees and at least 70 % of its saturation: a
+    method may brighten and denoise, not re-colour."""
+    import colorsys
+
+    from lumen_cli.ops.color import linear_to_srgb
+
+    colours = {k: colorsys.hsv_to_rgb(h / 360, 0.55 / 0.7, 0.7) for k, h in HUES.items()}
+    scene = torch.full((1, 3, 256, 384), 0.45)
+    for i, c in enumerate(colours.values()):
+        y, x = (i // 3) * 128 + 32, (i % 3) * 128 + 32
+        scene[..., y : y + 64, x : x + 64] = torch.tensor(c)[:, None, None]
+    g = torch.Generator().manual_seed(0)
+    dark = linear_to_srgb(srgb_to_linear(scene) * 0.05) + 0.004 * torch.randn(
+        scene.shape, generator=g
+    )
+    out = run(pipeline(method), dark.clamp(0, 1))
+    for i, (name, c) in enumerate(colours.items()):
+        y, x = (i // 3) * 128 + 40, (i % 3) * 128 + 40
+        h0, s0 = hsv(c)
+        h1, s1 = hsv(out[0, :, y : y + 48, x : x + 48].mean((1, 2)))
+        dh = (h1 - h0 + 180) % 360 - 180
+        assert abs(dh) < 12 and s1 > 0.7 * s0, (name, round(dh, 1), round(s1 / s0, 2))
