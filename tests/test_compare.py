@@ -40,4 +40,3 @@ def test_compare_refuses_unknown_method(tmp_path, dim_image, capsys):
     )
     assert rc == 2
     assert "unknown method" in capsys.readouterr().err
-

@@ -36,9 +36,7 @@ def test_exposure_controls_brightness(dim_image):
     x = _t(dim_image(64, 96))
     lows = [
         float(
-            luma(
-                enhance_image(RetinexPipeline(), x, EnhanceOptions(exposure=e), tile=None)
-            ).mean()
+            luma(enhance_image(RetinexPipeline(), x, EnhanceOptions(exposure=e), tile=None)).mean()
         )
         for e in (0.6, 1.0, 1.6)
     ]

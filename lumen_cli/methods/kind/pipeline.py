@@ -67,6 +67,7 @@ ALPHA_RANGE = (0.05, 30.0)
 DEFAULT_EXTRAS = {"darken_shadows": False, "blend_input": False}  # + "anchor": anchor_sigma
 ANALYZE_SIZE = 256  # the ratio estimator sees the whole image at this long side (area average)
 
+
 def restore_input(x, r, l_hat0, curves, noise=None):
     """(R_in, L_out): what the restoration net starts from and the illumination it is
     multiplied with. The paper: (R, L^0). With tone curves (lumen addition): L_out =
