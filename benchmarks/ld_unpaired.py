@@ -9,7 +9,10 @@ with figures that need no reference (sice/val is only reported, by ``benchmarks/
 - the auto-encoder: PSNR / SSIM of decode(E(y), skips(y)) against y for the normal-light frames
   y, for the shipped weights and the ``--baseline`` file (how well stage 1 learned), the share
   of y's chroma (mean max - min of RGB) it keeps, and its mean error on flat saturated patches
-  of six hues on grey (``colour_patches``: no data, how faithfully it keeps a colour);
+  of six hues on grey (``colour_patches``: no data, how faithfully it keeps a colour), and
+  the bright-skip transfer (``bright_transfer``): y decoded from its own latent with the skips
+  of a dark, noisy 8-bit capture of y brightened back, the decoder's task at inference with
+  bright skips;
 - stage 2's fidelity: on the low frames, the mean absolute difference between the LRDM's
   sampled latent (seed 0, default steps) and the target stage 2 trains it towards
   (``train.relit_target`` with the recipe's gamma 1, at ``normal_level``), for
@@ -75,6 +78,22 @@ def autoencode(decom, y: torch.Tensor) -> torch.Tensor:
     y = crop64(y)
     z, skips = decom.encode(y)
     return decom.decode(z, skips).float().clamp(0, 1), y
+
+
+def bright_transfer(decom, y: torch.Tensor, gain: float = 0.1, sigma: float = 0.01):
+    """decode(E(y), skips of a dark capture of y brought back by 1 / ``gain``) and the crop of
+    y: the decoder's situation at inference with bright skips, on a normal frame y. The dark
+    capture: linear light x ``gain`` (the geometric middle of the trainer's ``darken`` range),
+    seeded Gaussian noise of ``sigma`` (sRGB units), 8-bit rounding."""
+    from lumen_cli.methods.lighten_diffusion.pipeline import apply_exposure
+    from lumen_cli.ops.color import linear_to_srgb, srgb_to_linear
+
+    y = crop64(y)
+    g = torch.Generator().manual_seed(0)
+    dark = linear_to_srgb(srgb_to_linear(y) * gain)
+    dark = torch.round((dark + sigma * torch.randn(y.shape, generator=g)).clamp(0, 1) * 255) / 255
+    skips = decom.encode(apply_exposure(dark, 1 / gain))[1]
+    return decom.decode(decom.encode(y)[0], skips).float().clamp(0, 1), y
 
 
 PATCH_COLOURS = {
@@ -171,7 +190,15 @@ def main() -> None:
         scores = [(float(metrics.psnr(o, y)), float(metrics.ssim(o, y))) for o, y in pairs]
         kept = med(chroma(o) / max(chroma(y), 1e-6) for o, y in pairs)
         patches = colour_patches(p.nets["decom"])
-        ae[name] = (med(s[0] for s in scores), med(s[1] for s in scores), kept, patches)
+        moved = [bright_transfer(p.nets["decom"], y) for y in normal]
+        bright = [(float(metrics.psnr(o, y)), float(metrics.ssim(o, y))) for o, y in moved]
+        ae[name] = (
+            med(s[0] for s in scores),
+            med(s[1] for s in scores),
+            kept,
+            patches,
+            (med(s[0] for s in bright), med(s[1] for s in bright)),
+        )
     level = normal_level(args.data)
     gap = {name: target_gap(p, low, level) for name, p in (("baseline", base), ("weights", pipe))}
     skips = {}
@@ -194,18 +221,22 @@ def main() -> None:
         "0.22) frames, no references; medians. Auto-encoder: decode(E(y), skips(y)) against y "
         f"for the normal frames, weights {weights} against `{args.baseline}`; stage 2's "
         f"target gap: median mean |sampled latent - relit target (level {level:.4f})| on the low "
-        "frames. Bright skips: the no-reference figures (as the LOL table) of the output on "
-        "the low frames, on and off.",
+        "frames. Bright-skip transfer: decode(E(y), skips of a dark capture of y (linear x 0.1, "
+        "noise 0.01, 8 bits) brightened x 10) against y, the decoder's task at inference. "
+        "Bright skips: the no-reference figures (as the LOL table) of the output on the low "
+        "frames, on and off.",
         "",
         "| weights | auto-encoder of normal frames: PSNR | SSIM | chroma kept "
-        "| saturated patches: error (8-bit) | low frames: sampled latent - stage 2's target |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| saturated patches: error (8-bit) | bright-skip transfer: PSNR / SSIM "
+        "| low frames: sampled latent - stage 2's target |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for key, label in (("baseline", f"`{args.baseline}`"), ("weights", weights)):
-        psnr, ssim, kept, patches = ae[key]
+        psnr, ssim, kept, patches, bright = ae[key]
         lines.append(
             f"| {label} | {psnr:.2f} | {ssim:.4f} | {100 * kept:.0f} % "
-            f"| {statistics.mean(patches.values()):.1f} | {gap[key]:.4f} |"
+            f"| {statistics.mean(patches.values()):.1f} | {bright[0]:.2f} / {bright[1]:.4f} "
+            f"| {gap[key]:.4f} |"
         )
     lines += [
         "",
