@@ -7,6 +7,7 @@ replaces it, and ``run.py`` (which rewrites the file) carries every marked secti
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 MARK = re.compile(r"<!-- [a-z0-9-]+ -->")
 
@@ -25,8 +26,6 @@ def replace_section(text: str, mark: str, lines: list[str]) -> str:
 def write_section(path, mark: str, lines: list[str]) -> None:
     """Replace (or append) the section between ``mark`` lines of the file ``path``; a file
     that does not exist yet is created holding only that section."""
-    from pathlib import Path
-
     path = Path(path)
     text = path.read_text() if path.exists() else ""
     path.write_text(replace_section(text, mark, lines).lstrip("\n"))
