@@ -73,26 +73,25 @@ def crop64(y: torch.Tensor) -> torch.Tensor:
     return y[..., :h, :w]
 
 
-def autoencode(decom, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """decode(E(y), skips(y)) of y cropped to a multiple of 64, that crop, and its latent E(y)."""
+def autoencode(decom, y: torch.Tensor) -> torch.Tensor:
+    """decode(E(y), skips(y)) of y cropped to a multiple of 64, and that crop."""
     y = crop64(y)
     z, skips = decom.encode(y)
-    return decom.decode(z, skips).float().clamp(0, 1), y, z
+    return decom.decode(z, skips).float().clamp(0, 1), y
 
 
-def bright_transfer(decom, y: torch.Tensor, z: torch.Tensor, gain=0.1, sigma=0.01):
-    """decode(z, skips of a dark capture of y brought back by 1 / ``gain``): the decoder's
-    situation at inference with bright skips, on a normal frame y (cropped to a multiple of
-    64) with its own latent z = E(y). The dark capture: linear light x ``gain`` (the geometric
-    middle of the trainer's ``darken`` range), seeded Gaussian noise of ``sigma`` (sRGB
-    units), 8-bit rounding."""
+def bright_transfer(decom, y: torch.Tensor, gain=0.1, sigma=0.01) -> torch.Tensor:
+    """decode(E(y), skips of a dark capture of y brought back by 1 / ``gain``): the decoder's
+    situation at inference with bright skips, on a normal frame y cropped to a multiple of
+    64. The dark capture: linear light x ``gain`` (the geometric middle of the trainer's
+    ``darken`` range), seeded Gaussian noise of ``sigma`` (sRGB units), 8-bit rounding."""
     from lumen_cli.methods.lighten_diffusion.pipeline import apply_exposure
 
     g = torch.Generator().manual_seed(0)
     dark = apply_exposure(y, gain)
     dark = torch.round((dark + sigma * torch.randn(y.shape, generator=g)).clamp(0, 1) * 255) / 255
     skips = decom.encode(apply_exposure(dark, 1 / gain))[1]
-    return decom.decode(z, skips).float().clamp(0, 1)
+    return decom.decode(decom.encode(y)[0], skips).float().clamp(0, 1)
 
 
 PATCH_COLOURS = {
@@ -185,11 +184,11 @@ def main() -> None:
     med = statistics.median
     ae = {}
     for name, p in (("baseline", base), ("weights", pipe)):
-        coded = [autoencode(p.nets["decom"], y) for y in normal]
-        scores = [(float(metrics.psnr(o, y)), float(metrics.ssim(o, y))) for o, y, _ in coded]
-        kept = med(chroma(o) / max(chroma(y), 1e-6) for o, y, _ in coded)
+        pairs = [autoencode(p.nets["decom"], y) for y in normal]
+        scores = [(float(metrics.psnr(o, y)), float(metrics.ssim(o, y))) for o, y in pairs]
+        kept = med(chroma(o) / max(chroma(y), 1e-6) for o, y in pairs)
         patches = colour_patches(p.nets["decom"])
-        moved = [(bright_transfer(p.nets["decom"], y, z), y) for _, y, z in coded]
+        moved = [(bright_transfer(p.nets["decom"], y), y) for _, y in pairs]
         bright = [(float(metrics.psnr(o, y)), float(metrics.ssim(o, y))) for o, y in moved]
         ae[name] = (
             med(s[0] for s in scores),
