@@ -79,6 +79,37 @@ def extract(x: torch.Tensor, y0: int, x0: int, y1: int, x1: int) -> torch.Tensor
     return core
 
 
+def region_noise(
+    seed: int,
+    index: int,
+    region: tuple[int, int, int, int],
+    full_hw: tuple[int, int],
+    channels: int = 3,
+    block: int = 256,
+) -> torch.Tensor:
+    """(1,C,h,w) standard normal noise of ``region`` (y0, x0, y1, x1) of a (H, W) image: the
+    image is cut into ``block`` x ``block`` squares, each drawn from its own CPU generator seeded
+    by (seed, index, square), so any tile gets exactly the crop of the same whole-image noise
+    while only the squares it touches are drawn. Rows and columns past the image repeat its
+    edge (as ``crop_ctx``). ``index`` tells draws apart (e.g. a sampler's step)."""
+    y0, x0, y1, x1 = region
+    H, W = full_hw
+    ys = torch.arange(y0, y1).clamp(0, H - 1)
+    xs = torch.arange(x0, x1).clamp(0, W - 1)
+    by0, by1 = int(ys.min()) // block, int(ys.max()) // block + 1
+    bx0, bx1 = int(xs.min()) // block, int(xs.max()) // block + 1
+    out = torch.empty(1, channels, (by1 - by0) * block, (bx1 - bx0) * block)
+    for by in range(by0, by1):
+        for bx in range(bx0, bx1):
+            key = ((int(seed) * 1_000_003 + int(index)) * 1_000_003 + by) * 1_000_003 + bx
+            g = torch.Generator().manual_seed(key % (2**63))
+            out[..., (by - by0) * block : (by - by0 + 1) * block,
+                (bx - bx0) * block : (bx - bx0 + 1) * block] = torch.randn(
+                channels, block, block, generator=g
+            )  # fmt: skip
+    return out.index_select(-2, ys - by0 * block).index_select(-1, xs - bx0 * block)
+
+
 def auto_tile(
     height: int, width: int, bytes_per_pixel: int, device: torch.device, multiple: int = 1
 ) -> int | None:

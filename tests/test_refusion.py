@@ -481,3 +481,93 @@ def test_default_steps_follow_the_noise_nets_parameterisation():
     assert _built("lite").default_steps == LITE_STEPS == 5
     assert _built("lite-input").default_steps == LITE_STEPS
     assert _built("paper").default_steps == NOISE_STEPS == 20
+
+
+# -- lite-pixel: the pixel SDE behind a pixel-unshuffle stem, mu = T(x) ----------------------
+@pytest.fixture(scope="module", params=["lite-pixel", "lite-pixel-input"])
+def pixel_lite(request):
+    return _built(request.param)
+
+
+def test_stem_net_keeps_shapes_and_paper_keys():
+    from lumen_cli.methods.refusion.nets import ConditionalNAFNet
+
+    net = ConditionalNAFNet(width=8, enc_blk_nums=[1, 1], stem=2, prediction="x0")
+    assert net.multiple == 8 and net.intro.in_channels == 24 and net.ending.out_channels == 12
+    x = torch.rand(2, 3, 37, 50)
+    assert net(x, x, torch.tensor([3, 70])).shape == x.shape
+    plain = ConditionalNAFNet(width=8, enc_blk_nums=[1, 1])
+    assert plain.multiple == 4 and plain.intro.in_channels == 6
+    assert set(plain.state_dict()) == set(net.state_dict())  # only shapes differ
+
+
+def test_region_noise_is_the_crop_of_one_whole_image_noise():
+    from lumen_cli.tiling import region_noise
+
+    H, W = 300, 530
+    whole = region_noise(7, 2, (0, 0, H, W), (H, W), block=128)
+    assert whole.shape == (1, 3, H, W)
+    assert abs(float(whole.mean())) < 0.02 and abs(float(whole.std()) - 1) < 0.02
+    part = region_noise(7, 2, (100, 250, 228, 378), (H, W), block=128)
+    assert torch.equal(part, whole[..., 100:228, 250:378])
+    edge = region_noise(7, 2, (272, 500, 304, 544), (H, W), block=128)  # past the border
+    assert torch.equal(edge[..., :28, :30], whole[..., 272:, 500:])
+    assert torch.equal(edge[..., 28:, :30], whole[..., -1:, 500:].expand(-1, -1, 4, -1))
+    assert not torch.equal(region_noise(7, 3, (0, 0, H, W), (H, W), block=128), whole)
+    assert not torch.equal(region_noise(8, 2, (0, 0, H, W), (H, W), block=128), whole)
+
+
+def test_pixel_lite_seeded_and_tiled(pixel_lite):
+    from lumen_cli.pipelines.run import enhance_image
+
+    assert pixel_lite.ae is None and pixel_lite.default_steps == 5
+    x = torch.rand(1, 3, 150, 230, generator=torch.Generator().manual_seed(3)) * 0.3
+    a = enhance_image(pixel_lite, x, EnhanceOptions(steps=3, seed=4), tile=None)
+    b = enhance_image(pixel_lite, x, EnhanceOptions(steps=3, seed=4), tile=None)
+    c = enhance_image(pixel_lite, x, EnhanceOptions(steps=3, seed=4), tile=96, overlap=32)
+    d = enhance_image(pixel_lite, x, EnhanceOptions(steps=3, seed=5), tile=None)
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert float((a - c).abs().max()) < 0.02
+    assert not torch.equal(a, d)
+
+
+def test_pixel_lite_mean_is_the_tone_prior_image():
+    """stop=mean gives the SDE's mean: T(x) with a tone net; the (untrained) SDE changes it."""
+    from lumen_cli.prior.tone import curves_for, tone_noise, toned
+
+    pipe = _built("lite-pixel")
+    x = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(1)) * 0.3
+    region = (0, 0, 48, 64)
+    with torch.no_grad():
+        curves = curves_for(pipe.nets, x)
+        want = toned(x, curves, noise=tone_noise(x, curves)).clamp(0, 1)
+    close(pipe.enhance(x, {}, region, EnhanceOptions(extra={"stop": "mean"})), want, rel=1e-5)
+    out = pipe.enhance(x, {}, region, EnhanceOptions(steps=2))
+    assert float((out - want).abs().max()) > 1e-3
+
+
+def test_pixel_lite_training_crop_is_the_crop_of_the_whole_images_mean():
+    """pair() tones only the crop plus a margin, with the whole images' curves and noise
+    levels (memoised): the crop of T(whole image); the SDE loss trains the stem net."""
+    from lumen_cli.methods.refusion import train as RT
+
+    pipe = _built("lite-pixel")
+    nets = dict(pipe.nets.items())
+    batch = {"low": torch.rand(2, 3, 160, 144) * 0.2, "high": torch.rand(2, 3, 160, 144)}
+    whole = RT.mean_image(nets, batch["low"])
+    for seed in range(4):
+        torch.manual_seed(seed)
+        low, high = RT.pair(nets, batch, 64)
+        hits = [
+            (y, x)
+            for y in range(0, 97)
+            for x in range(0, 81)
+            if torch.equal(high, batch["high"][..., y : y + 64, x : x + 64])
+        ]
+        assert len(hits) == 1
+        y, x = hits[0]
+        close(low, whole[..., y : y + 64, x : x + 64], rel=1e-5)
+    assert len(nets["tone"].__dict__["_lumen_noise_cache"]) == 2
+    loss, _ = RT.sde_loss(nets, batch, 0, crop=64)
+    loss.backward()
+    assert nets["noise"].intro.weight.grad is not None and math.isfinite(float(loss.detach()))

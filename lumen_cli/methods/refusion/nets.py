@@ -117,6 +117,10 @@ class ConditionalNAFNet(nn.Module):
     ``prediction`` says what the output means (the net itself is the same): ``"noise"`` (the
     paper: ε of x_t) or ``"x0"`` (lumen's lite: x_0 − μ, the clean end relative to the mean;
     ``train.predict`` turns it into ε for the samplers).
+
+    ``stem`` s > 1 (lumen's pixel lite; the paper has 1): the inputs are pixel-unshuffled by s
+    before ``intro`` and the output pixel-shuffled back, so the U-Net runs at 1/s size on
+    img_channel·s² channels (maps are then padded to a multiple of s·2^levels).
     """
 
     def __init__(
@@ -128,6 +132,7 @@ class ConditionalNAFNet(nn.Module):
         dec_blk_nums: tuple[int, ...] = (1, 1, 1, 1),
         global_skip: bool = False,
         prediction: str = "noise",
+        stem: int = 1,
     ):
         super().__init__()
         if prediction not in ("noise", "x0"):
@@ -135,12 +140,14 @@ class ConditionalNAFNet(nn.Module):
         temb = 4 * width
         self.global_skip = global_skip
         self.prediction = prediction
+        self.stem = int(stem)
+        chans = img_channel * self.stem**2
         self.time_mlp = nn.Sequential(
             SinusoidalEmbedding(width), nn.Linear(width, 2 * temb), SimpleGate(),
             nn.Linear(temb, temb),
         )  # fmt: skip
-        self.intro = nn.Conv2d(2 * img_channel, width, 3, padding=1)
-        self.ending = nn.Conv2d(width, img_channel, 3, padding=1)
+        self.intro = nn.Conv2d(2 * chans, width, 3, padding=1)
+        self.ending = nn.Conv2d(width, chans, 3, padding=1)
         self.encoders, self.downs = nn.ModuleList(), nn.ModuleList()
         self.ups, self.decoders = nn.ModuleList(), nn.ModuleList()
         c = width
@@ -153,7 +160,7 @@ class ConditionalNAFNet(nn.Module):
             self.ups.append(nn.Sequential(nn.Conv2d(c, 2 * c, 1, bias=False), nn.PixelShuffle(2)))
             c //= 2
             self.decoders.append(BlockSeq(TimeNAFBlock(c, temb) for _ in range(n)))
-        self.multiple = 2 ** len(enc_blk_nums)
+        self.multiple = self.stem * 2 ** len(enc_blk_nums)
 
     def time_embedding(self, t, batch: int, device) -> torch.Tensor:
         """(B or 1, 4 width) time vector of integer timesteps ``t``."""
@@ -166,6 +173,8 @@ class ConditionalNAFNet(nn.Module):
         x = torch.cat([x_t - mu, mu], dim=1)
         m = self.multiple
         x = F.pad(x, (0, (m - W % m) % m, 0, (m - H % m) % m))
+        if self.stem > 1:
+            x = F.pixel_unshuffle(x, self.stem)
         x = intro = self.intro(x)
         skips = []
         for enc, down in zip(self.encoders, self.downs):
@@ -176,6 +185,8 @@ class ConditionalNAFNet(nn.Module):
         for dec, up, skip in zip(self.decoders, self.ups, reversed(skips)):
             x = dec(up(x) + skip, temb)
         x = self.ending(x + intro if self.global_skip else x)
+        if self.stem > 1:
+            x = F.pixel_shuffle(x, self.stem)
         return x[..., :H, :W]
 
 

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from lumen_cli import tiling
 from lumen_cli.diffusion import sde as S
 from lumen_cli.errors import UsageError
-from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, crop_ctx, srgb_gain
+from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, srgb_gain
 from lumen_cli.prior.finish import highlight_rolloff
 from lumen_cli.prior.tone import TONE_NET
 
@@ -68,6 +68,12 @@ LITE_NAF = {**PAPER_NAF, "img_channel": 3, "width": 16, "enc_blk_nums": [1, 1, 1
 LITE_NETS = {
     "noise": ("refusion.nafnet", {**LITE_NAF, "global_skip": True, "prediction": "x0"}),
     "pool": ("refusion.pool", {"factor": 8, "latent_scale": 10.0}),
+}
+PIXEL_NETS = {
+    "noise": (
+        "refusion.nafnet",
+        {**LITE_NAF, "stem": 2, "global_skip": True, "prediction": "x0"},
+    ),
 }
 DEFAULT_SAMPLER = "posterior"
 LITE_STEPS = 5  # default steps of the lite presets' x0-predicting net (chosen on sice/train)
@@ -109,6 +115,33 @@ def encode_latent(ae, x: torch.Tensor, mean_image=_same) -> torch.Tensor:
     return torch.cat(parts, dim=-2)
 
 
+def aligned_window(
+    region: Region, hw: tuple[int, int], m: int, margin: int = 0
+) -> tuple[int, int, int, int]:
+    """The window (y0, x0, y1, x1) that covers ``region`` plus ``margin`` px inside the image,
+    with its start on the multiple-of-``m`` grid of the whole image and its size a multiple
+    of ``m`` that ends at most at the whole image's padded size: a net with stride ``m`` sees
+    in it the same blocks as in the whole (padded) image."""
+    H, W = hw
+    y0, x0, y1, x1 = region
+    ye, xe = min(y1, H), min(x1, W)
+    wy0, wx0 = max(0, (y0 - margin) // m * m), max(0, (x0 - margin) // m * m)
+    wy1 = min(_ceil(H, m), wy0 + _ceil(ye + margin - wy0, m))
+    wx1 = min(_ceil(W, m), wx0 + _ceil(xe + margin - wx0, m))
+    return wy0, wx0, wy1, wx1
+
+
+def crop_window(
+    out: torch.Tensor, win: tuple[int, int, int, int], region: Region, hw: tuple[int, int]
+) -> torch.Tensor:
+    """``region`` of a window's output (its rows / columns past the image repeat the edge)."""
+    H, W = hw
+    y0, x0, y1, x1 = region
+    ye, xe = min(y1, H), min(x1, W)
+    out = out[..., y0 - win[0] : ye - win[0], x0 - win[1] : xe - win[1]]
+    return F.pad(out, (0, x1 - xe, 0, y1 - ye), mode="replicate")
+
+
 def apply_exposure(out: torch.Tensor, exposure: float | None) -> torch.Tensor:
     """Output times a linear-light gain (sRGB ~ gamma 2.2), highlights rolled off at the sRGB
     gain that it implies (values reach e^(1/2.2), mapped to 1), as kind's; [0,1]."""
@@ -130,6 +163,8 @@ class RefusionPipeline(Pipeline):
         },
         "lite": {"tone": TONE_NET, **LITE_NETS},
         "lite-input": LITE_NETS,
+        "lite-pixel": {"tone": TONE_NET, **PIXEL_NETS},
+        "lite-pixel-input": PIXEL_NETS,
     }
     default_preset: ClassVar[str] = "lite"
     memory_per_pixel: ClassVar[int] = 4096
@@ -142,6 +177,8 @@ class RefusionPipeline(Pipeline):
         noise = self.nets["noise"] if "noise" in self.nets else None
         if noise is not None and getattr(noise, "prediction", "noise") != "x0":
             self.default_steps = NOISE_STEPS
+        if noise is not None and not self.latent:  # tiles on the pixel net's stride grid
+            self.size_multiple = max(self.size_multiple, noise.multiple)
 
     @classmethod
     def stages(cls) -> list:
@@ -196,7 +233,6 @@ class RefusionPipeline(Pipeline):
                 curves = curves_for(self.nets, x.to(self.device).float())
                 ctx.update(curves=curves, tone_noise=tone_noise(x, curves))
         if not self.latent:
-            ctx["noise"] = torch.randn(x.shape, generator=generator, dtype=torch.float32)
             ctx["seed"] = int(torch.randint(0, 2**62, (1,), generator=generator))
             return ctx
         with torch.no_grad():
@@ -232,36 +268,33 @@ class RefusionPipeline(Pipeline):
         """Steps 4-5: decode the sampled latent over ``region`` with the skips of a window
         (the region plus MARGIN, on the latent grid) of the degraded image."""
         ae, full = self.ae, ctx["image"]
-        m, f = ae.multiple, ae.multiple // 2
-        H, W = full.shape[-2:]
-        y0, x0, y1, x1 = region
-        ye, xe = min(y1, H), min(x1, W)
-        wy0, wx0 = max(0, (y0 - MARGIN) // m * m), max(0, (x0 - MARGIN) // m * m)
-        wy1 = min(_ceil(H, m), wy0 + _ceil(ye + MARGIN - wy0, m))
-        wx1 = min(_ceil(W, m), wx0 + _ceil(xe + MARGIN - wx0, m))
-        window = tiling.extract(full, wy0, wx0, wy1, wx1).to(x.device, torch.float32)
+        f = ae.multiple // 2
+        wy0, wx0, wy1, wx1 = win = aligned_window(region, full.shape[-2:], ae.multiple, MARGIN)
+        window = tiling.extract(full, *win).to(x.device, torch.float32)
         window = self._mean_fn(ctx)(window)
         _, hidden = ae.encode(window)
         z = ctx["latent"][..., wy0 // f : wy1 // f, wx0 // f : wx1 // f].to(x.device)
         out = ae.decode(z.to(hidden[0].dtype), hidden, base=window).float()
-        out = out[..., y0 - wy0 : ye - wy0, x0 - wx0 : xe - wx0]
-        return F.pad(out, (0, x1 - xe, 0, y1 - ye), mode="replicate")
+        return crop_window(out, win, region, full.shape[-2:])
 
     def _sample_pixels(self, x: torch.Tensor, ctx: dict, region: Region, opts) -> torch.Tensor:
-        """The pixel model on one tile; noises are whole-image draws cropped to the region."""
-        full_hw = ctx["image"].shape[-2:]
+        """The pixel model on one tile, run on the tile's window grown to the net's stride grid
+        (``aligned_window``: its strided levels then see the blocks of the whole-image run).
+        mu = the window's mean image (T(x) with a tone net, else x); the start and per-step
+        noises are the window's crop of whole-image noise (``tiling.region_noise``)."""
+        full = ctx["image"]
+        win = aligned_window(region, full.shape[-2:], self.nets["noise"].multiple)
+        window = tiling.extract(full, *win).to(x.device, torch.float32)
+        b = x.shape[0]
 
-        def cropped(z: torch.Tensor) -> torch.Tensor:
-            return crop_ctx(z, region, full_hw).to(x.device)
+        def noise(i: int) -> torch.Tensor:
+            z = tiling.region_noise(ctx["seed"], i, win, full.shape[-2:], window.shape[1])
+            return z.to(x.device).expand(b, -1, -1, -1)
 
-        def step_noise(i: int) -> torch.Tensor:
-            g = torch.Generator().manual_seed((ctx["seed"] + i) % 2**63)
-            z = torch.randn((1, 3, *full_hw), generator=g)
-            return cropped(z).expand(x.shape[0], -1, -1, -1)
-
-        mu = x.float()
-        x_T = S.start_state(mu, self.schedule, cropped(ctx["noise"]))
-        return self._run_sde(mu, x_T, ctx["sampler"], ctx["steps"], step_noise, opts)
+        mu = self._mean_fn(ctx)(window).float().expand(b, -1, -1, -1)
+        x_T = S.start_state(mu, self.schedule, noise(0))
+        out = self._run_sde(mu, x_T, ctx["sampler"], ctx["steps"], lambda i: noise(i + 1), opts)
+        return crop_window(out, win, region, full.shape[-2:])
 
     def enhance(
         self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions

@@ -30,6 +30,7 @@ from lumen_cli.diffusion import sde as S
 
 SCHEDULE = S.irsde_schedule(max_sigma=50, T=100, eps=0.005)  # the paper's (both configs)
 MEAN_CACHE_BYTES = 1 << 29  # memory bound of ``mean_latents``' cache (per auto-encoder object)
+TONE_MARGIN = 16  # px of context around a training crop for T's local filters (chroma, luma)
 
 
 @torch.no_grad()
@@ -54,13 +55,48 @@ def predict(net, x_t, mu, t, sched: S.IRSDESchedule = SCHEDULE):
 
 
 def pair(nets, batch, crop: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean image, high) of a batch: T(low) (or low) of the whole loaded images, then one
-    random ``crop`` (px, the same window for the batch; None: no crop). The tone curves so see
-    the whole photo, as at inference: curves of 128-px crops are far worse (sice/train, every
-    10th pair, L1 of T(crop) to high 0.095 against 0.054 for the same crop of T(whole image))."""
+    """(mean image, high) of a batch on one random ``crop`` (px, the same window for the batch;
+    None: no crop). With a tone net the mean is T(low) with the curves and noise level of the
+    whole loaded images, as at inference (curves of 128-px crops are far worse: sice/train,
+    every 10th pair, L1 of T(crop) to high 0.095 against 0.054 for the same crop of T(whole
+    image)); T's local filters see the crop plus TONE_MARGIN px of context, which gives the
+    crop of T(whole image)."""
     from lumen_cli.train.tone_stage import crop_together
 
-    return crop_together(crop, mean_image(nets, batch["low"]), batch["high"])
+    low, high = batch["low"], batch["high"]
+    H, W = low.shape[-2:]
+    if "tone" not in nets or crop is None or crop >= min(H, W):
+        return crop_together(crop, mean_image(nets, low), high)
+    from lumen_cli.prior.tone import curves_for, toned
+
+    y, x = int(torch.randint(0, H - crop + 1, ())), int(torch.randint(0, W - crop + 1, ()))
+    wy0, wx0 = max(0, y - TONE_MARGIN), max(0, x - TONE_MARGIN)
+    wy1, wx1 = min(H, y + crop + TONE_MARGIN), min(W, x + crop + TONE_MARGIN)
+    with torch.no_grad():
+        lowf = low.float()
+        curves = curves_for(nets, lowf)
+        t = toned(lowf[..., wy0:wy1, wx0:wx1], curves, noise=noise_levels(nets, lowf, curves))
+    t = t[..., y - wy0 : y - wy0 + crop, x - wx0 : x - wx0 + crop]
+    return t, high[..., y : y + crop, x : x + crop]
+
+
+def _key(im: torch.Tensor) -> bytes:
+    return hashlib.blake2b(im.float().cpu().numpy().tobytes(), digest_size=16).digest()
+
+
+@torch.no_grad()
+def noise_levels(nets, low: torch.Tensor, curves: torch.Tensor) -> torch.Tensor:
+    """(B,) ``tone_noise`` of whole training images, memoised per image (by its bytes) on the
+    frozen tone net: the measurement costs about 50 ms per 512² image."""
+    from lumen_cli.prior.tone import tone_noise
+
+    cache = nets["tone"].__dict__.setdefault("_lumen_noise_cache", {})
+    keys = [_key(im) for im in low]
+    todo = [i for i, k in enumerate(keys) if k not in cache]
+    if todo:
+        for i, n in zip(todo, tone_noise(low[todo], curves[todo])):
+            cache[keys[i]] = float(n)
+    return torch.tensor([cache[k] for k in keys])
 
 
 def autoencoder_loss(nets, batch, step, w_low: float = 1.0, crop: int | None = None):
@@ -102,9 +138,7 @@ def mean_latents(nets, ae, low: torch.Tensor) -> torch.Tensor:
     frozen in the SDE stage, so each distinct training image (each flip / rotation of it) is
     toned and encoded once; the cache lives on ``ae`` and holds at most MEAN_CACHE_BYTES."""
     cache = ae.__dict__.setdefault("_lumen_mean_cache", {})
-    keys = [
-        hashlib.blake2b(im.float().cpu().numpy().tobytes(), digest_size=16).digest() for im in low
-    ]
+    keys = [_key(im) for im in low]
     got = {k: cache[k].to(low.device) for k in keys if k in cache}
     todo = [i for i, k in enumerate(keys) if k not in got]
     if todo:
