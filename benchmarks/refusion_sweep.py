@@ -9,15 +9,17 @@ precision auto, default tiling), with the refusion weights given (default: the m
 - the input itself (no enhancement);
 - T(x) alone: the tone prior's image the lite SDE's mean is encoded from (``extra["stop"] =
   "mean"``), no auto-encoder, no SDE;
-- T(x) through the auto-encoder without sampling (``"autoencoder"``: decode the mean's own
-  latent);
-- the latent path's ceiling: the reference's own latent decoded with the mean image's skips;
+- latent files only: T(x) through the auto-encoder without sampling (``"autoencoder"``:
+  decode the mean's own latent), and the latent path's ceiling: the reference's own latent
+  decoded with the mean image's skips;
 - the full pipeline at every ``--samplers`` x ``--steps`` (the lite file's default sampler
   and steps is the headline);
-- ``--input-weights``: a mu = x file (preset ``lite-input``) at its default, for the ablation.
+- ``--input-weights``: a mu = x file (preset ``lite-input`` or ``lite-pixel-input``) at its
+  default, for the ablation; ``--compare LABEL=FILE`` (repeatable): more refusion files at
+  their defaults (e.g. the previous shipped one).
 
 Then the no-reference figures of ``benchmarks/run.py`` (``lol_figures``) on the ``--lol``
-night photos for ``retinex``, T(x) alone and both files at their defaults, and the whole-process
+night photos for ``retinex``, T(x) alone and every file at its default, and the whole-process
 time and peak RSS of ``lumen enhance`` at 512² (``benchmarks/process.py``'s
 ``measure_method``). Seconds in the sweep: enhancement alone per image, median, in this process
 with ``--threads`` threads. ``--out`` rewrites the section between ``<!-- refusion -->``
@@ -136,10 +138,11 @@ def run(args) -> dict:
     default = (DEFAULT_SAMPLER, lite.default_steps)
     res["val"].append(val_row(None, pairs, "input (no enhancement)"))
     res["val"].append(val_row(lite, pairs, "T(x) alone", extra={"stop": "mean"}))
-    res["val"].append(
-        val_row(lite, pairs, "T(x) -> auto-encoder, no SDE", extra={"stop": "autoencoder"})
-    )
-    res["val"].append(oracle_row(lite, pairs))
+    if lite.latent:
+        res["val"].append(
+            val_row(lite, pairs, "T(x) -> auto-encoder, no SDE", extra={"stop": "autoencoder"})
+        )
+        res["val"].append(oracle_row(lite, pairs))
     for sampler in args.samplers.split(","):
         for n in map(int, args.steps.split(",")):
             row = val_row(lite, pairs, f"{sampler} {n}", n, {"sampler": sampler})
@@ -150,18 +153,29 @@ def run(args) -> dict:
     if old is not None:
         label = f"mu = x: full pipeline ({DEFAULT_SAMPLER} {old.default_steps}, its default)"
         res["val"].append(val_row(old, pairs, label))
+    others = [(label, load_pipeline("refusion", w)) for label, w in compared(args)]
+    for label, pipe in others:
+        row = val_row(pipe, pairs, f"{label} ({DEFAULT_SAMPLER} {pipe.default_steps})")
+        res["val"].append(row)
     if args.lol and args.lol.is_dir():
         res["lol"].append(lol_row(load_pipeline("retinex"), "retinex", args))
         res["lol"].append(lol_row(lite, "T(x) alone", args, {"stop": "mean"}))
         res["lol"].append(lol_row(lite, "refusion mu = T(x)", args))
         if old is not None:
             res["lol"].append(lol_row(old, "refusion mu = x", args))
+        for label, pipe in others:
+            res["lol"].append(lol_row(pipe, label, args))
     if args.speed_runs:
-        files = [("mu = T(x)", args.weights), ("mu = x", args.input_weights)]
+        files = [("mu = T(x)", args.weights), ("mu = x", args.input_weights), *compared(args)]
         src = paired_files(args.val)[0][0]
         res["speed"] = speed_rows([f for f in files if f[1] or f[0] == "mu = T(x)"], src,
                                   args.speed_runs)  # fmt: skip
     return res
+
+
+def compared(args) -> list[tuple[str, str]]:
+    """(label, file) of every ``--compare LABEL=FILE``."""
+    return [tuple(c.split("=", 1)) for c in args.compare]
 
 
 def _f(v, fmt: str) -> str:
@@ -177,12 +191,14 @@ def markdown(res: dict, command: str, args) -> list[str]:
         "",
         f"Written by `{command}` ({when}, 1-min load average {load:.2f} at the end; "
         f"{args.threads} thread(s) in process). `{args.val}`, {n} pairs, `lumen eval` protocol "
-        "(seed 0, precision auto). refusion-lite's SDE mean is the latent of T(x), the tone "
-        "prior's image (lumen addition); `T(x) alone` is that image with no auto-encoder and no "
-        "SDE (`extra stop=mean`), the next row decodes T(x)'s own latent without sampling "
-        "(`stop=autoencoder`); the oracle row decodes the *reference's* latent with T(x)'s "
-        "skips, the most a perfect SDE could give with this auto-encoder. The mu = x row is "
-        "the file given by `--input-weights` (see its manifest provenance for its training).",
+        "(seed 0, precision auto). The SDE's mean of the file measured here (mu = T(x)) is "
+        "T(x), the tone prior's image (lumen addition), or in a latent file its latent; "
+        "`T(x) alone` is that image with no SDE (`extra stop=mean`). Latent files add two "
+        "rows: T(x)'s own latent decoded without sampling (`stop=autoencoder`), and the "
+        "*reference's* latent decoded with T(x)'s skips (the oracle: the most a perfect SDE "
+        "could give with that auto-encoder). The mu = x row is the file given by "
+        "`--input-weights`; further rows are `--compare` files (see each file's manifest "
+        "provenance or benchmarks/NOTES.md for its training).",
         "",
         "| rendering | PSNR | SSIM | PSNR median | SSIM median | s / image |",
         "|---|---:|---:|---:|---:|---:|",
@@ -249,6 +265,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", default=None, help="mu = T(x) file (default: the manifest's)")
     ap.add_argument("--input-weights", default=None, help="a mu = x (lite-input) file")
+    ap.add_argument("--compare", action="append", default=[], help="LABEL=FILE (repeatable)")
     ap.add_argument("--val", type=Path, default=DEFAULT_VAL)
     ap.add_argument("--lol", type=Path, default=DEFAULT_LOL)
     ap.add_argument("--limit", type=int, default=None)

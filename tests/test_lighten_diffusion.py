@@ -441,7 +441,7 @@ def test_skip_gain_inverts_the_latent_power_law():
     assert torch.equal(skip_gain(z * 0.5, z), torch.ones(2, 1, 1, 1))  # never darkens
 
 
-def test_bright_skips_lite_only_and_switchable(monkeypatch):
+def test_bright_skips_and_chroma_smoothing_lite_only_and_switchable(monkeypatch):
     from lumen_cli.methods.lighten_diffusion import pipeline as P
     from lumen_cli.methods.lighten_diffusion.pipeline import apply_exposure
     from lumen_cli.pipelines.base import EnhanceOptions
@@ -454,7 +454,11 @@ def test_bright_skips_lite_only_and_switchable(monkeypatch):
     lite = LightenDiffusionPipeline(LightenDiffusionPipeline.build_nets("lite", small))
     paper = LightenDiffusionPipeline(LightenDiffusionPipeline.build_nets("paper", small))
     assert lite.bright_skips and not paper.bright_skips
-    assert lite.ablations == {"without bright skips": {"bright_skips": False}}
+    assert lite.chroma == P.CHROMA_SIGMA > 0 and paper.chroma == 0
+    assert lite.ablations == {
+        "without bright skips": {"bright_skips": False},
+        "without chroma smoothing": {"chroma": 0},
+    }
     x = torch.rand(1, 3, 64, 64) * 0.1
     region = (0, 0, 64, 64)
 
@@ -472,6 +476,9 @@ def test_bright_skips_lite_only_and_switchable(monkeypatch):
     decom = lite.nets["decom"]
     with torch.no_grad():
         _, skips = decom.encode(apply_exposure(x, g))
-        expected = decom.decode(light_on["latent"], skips).float().clamp(0, 1)
+        decoded = decom.decode(light_on["latent"], skips).float().clamp(0, 1)
+    expected = P.smooth_chroma(decoded, P.CHROMA_SIGMA).clamp(0, 1)
     assert torch.allclose(on, expected, atol=1e-6)
+    plain, _ = run({"chroma": 0})
+    assert torch.allclose(plain, decoded, atol=1e-6) and not torch.allclose(plain, on)
     assert 2.5**2.2 * 0.99 < float(g) < 2.5**2.2 * 1.01 and not torch.allclose(on, off)

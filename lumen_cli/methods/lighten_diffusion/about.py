@@ -14,8 +14,9 @@ ABOUT = {
     "tiles agree",
     "lumen adds": "stage-1 training (encoder/decoder + CTDN), which the authors' code lacks "
     "(losses in methods/lighten_diffusion/train.py); in lite, bright skips: the decoder's skips "
-    "come from the input brightened by the gain the sampled latent implies (BENCHMARKS.md "
-    "ablation-ld measures the preset with and without)",
+    "come from the input brightened by the gain the sampled latent implies, and the output's "
+    "chroma is smoothed (sigma 3 px, the tone prior's); BENCHMARKS.md ablation-ld measures the "
+    "preset with and without each",
     "paper weights": "download stage2_weight.pth.tar from the authors' README "
     "(github.com/JianghaiSCU/LightenDiffusion), `lumen weights convert lighten-diffusion "
     "stage2_weight.pth.tar -o lighten-diffusion-paper.safetensors`, pass --weights",

@@ -38,6 +38,11 @@ latent implies, not of the dark input itself, so the decoder renders a latent wi
 of an image of that latent's exposure, the regime of its reconstruction training. The paper
 preset keeps the official skips of the low image. Measured with and without in BENCHMARKS.md.
 
+Chroma smoothing (lite, lumen addition; ``opts.extra["chroma"]`` sets σ in px, 0: off): the
+decoded output's chroma (Cb, Cr) is blurred by the tone prior's σ (``prior.tone.CHROMA_SIGMA``,
+``smooth_chroma``, luma untouched), as camera pipelines do: the lite decoder renders colour
+noise that normal exposures do not have. The paper preset keeps the official output.
+
 The CTDN's Retinex decomposition of the latent is a training device (it forms the diffusion's
 target R_low x L_normal); at inference the official code computes it and throws it away, so
 ``enhance`` skips it. ``decompose`` returns it at the input's size: the illumination is the
@@ -62,6 +67,7 @@ from lumen_cli import tiling
 from lumen_cli.diffusion import ddpm
 from lumen_cli.ops.filters import gaussian_blur
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region
+from lumen_cli.prior.tone import CHROMA_SIGMA, smooth_chroma
 
 T_TRAIN = 1000  # diffusion steps of the schedule (linear betas 1e-4 -> 2e-2)
 REF_AREA = 768 * 768  # largest padded image area whose latent the LRDM samples at once
@@ -169,12 +175,16 @@ class LightenDiffusionPipeline(Pipeline):
     memory_per_pixel = 8192
     min_overlap = 64
     exposure_doc = "a gain on the decoded output's linear light (exact sRGB curve, clipped at 1)"
-    ablations: ClassVar = {"without bright skips": {"bright_skips": False}}
+    ablations: ClassVar = {
+        "without bright skips": {"bright_skips": False},
+        "without chroma smoothing": {"chroma": 0},
+    }
 
     def __init__(self, nets=None):
         super().__init__(nets)
         # lite (an x0-predicting U-Net): bright skips by default; paper: the official skips
         self.bright_skips = "unet" in self.nets and unet_pred(self.nets["unet"]) == "x0"
+        self.chroma = CHROMA_SIGMA if self.bright_skips else 0.0  # lite only, as bright skips
         if "decom" in self.nets:  # the full-resolution CTDN features dominate a tile's memory
             self.memory_per_pixel = 96 * self.nets["decom"].ReconNet.conv2.in_channels + 1024
 
@@ -250,8 +260,9 @@ class LightenDiffusionPipeline(Pipeline):
             gain = latent_window(light["gain"], region).to(z.device, z.dtype)
             z_hat = (z * gain).clamp(0, 1)
         z_hat = z_hat.expand(x.shape[0], -1, -1, -1)
-        # 4. decode with the tile's skips; 5. the user's light level
+        # 4. decode with the tile's skips; 5. lite: chroma smoothing; 6. the user's light level
         out = decom.decode(z_hat.to(z.dtype), skips).float().clamp(0, 1)
+        out = smooth_chroma(out, float(opts.extra.get("chroma", self.chroma))).clamp(0, 1)
         return apply_exposure(out, opts.exposure)
 
     def decompose(self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions):
