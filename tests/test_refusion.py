@@ -571,3 +571,41 @@ def test_pixel_lite_training_crop_is_the_crop_of_the_whole_images_mean():
     loss, _ = RT.sde_loss(nets, batch, 0, crop=64)
     loss.backward()
     assert nets["noise"].intro.weight.grad is not None and math.isfinite(float(loss.detach()))
+
+
+def test_a_net_with_t_max_trains_and_samples_below_it(monkeypatch):
+    """t_max (lite-pixel): the SDE loss draws t in 1..t_max; the reverse process starts at
+    t_max from mu + sigma_bar(t_max) z, with the steps spaced below it; extra start overrides."""
+    from lumen_cli.methods.refusion import pipeline as P
+    from lumen_cli.methods.refusion import train as RT
+
+    torch.manual_seed(0)
+    pipe = RefusionPipeline(
+        RefusionPipeline.build_nets("lite-pixel-input", {"noise": {"t_max": 10}})
+    )
+    assert pipe.nets["noise"].t_max == 10
+    seen = []
+    real_q = S.q_sample
+    monkeypatch.setattr(RT.S, "q_sample", lambda *a: seen.append(a[3].clone()) or real_q(*a))
+    batch = {"low": torch.rand(16, 3, 32, 32) * 0.2, "high": torch.rand(16, 3, 32, 32)}
+    for _ in range(4):
+        RT.sde_loss(dict(pipe.nets.items()), batch, 0)
+    ts = torch.cat(seen)
+    assert int(ts.min()) >= 1 and int(ts.max()) == 10
+
+    runs = []
+    real_sample = S.sample
+    monkeypatch.setattr(
+        P.S,
+        "sample",
+        lambda fn, x, mu, *a, **k: runs.append((x - mu, a[1])) or real_sample(fn, x, mu, *a, **k),
+    )
+    x = torch.rand(1, 3, 64, 64) * 0.3
+    pipe.enhance(x, {}, (0, 0, 64, 64), EnhanceOptions(steps=5))
+    pipe.enhance(x, {}, (0, 0, 64, 64), EnhanceOptions(steps=5, extra={"start": 100}))
+    (z10, ts10), (z100, ts100) = runs
+    assert ts10 == [10, 8, 6, 4, 2] and ts100 == [100, 80, 60, 40, 20]
+    close(z10.std(), S.marginal_std(SCHED, 10, z10), rel=0.05)
+    close(z100.std(), torch.tensor(SCHED.max_sigma), rel=0.05)
+    with pytest.raises(UsageError):
+        pipe.enhance(x, {}, (0, 0, 64, 64), EnhanceOptions(steps=5, extra={"start": 101}))

@@ -181,9 +181,14 @@ def timesteps(T: int, steps: int) -> list[int]:
     return sorted({max(1, round(T - i * T / steps)) for i in range(steps)}, reverse=True)
 
 
-def start_state(mu: torch.Tensor, sched: IRSDESchedule, z: torch.Tensor) -> torch.Tensor:
-    """x_T = μ + λ z: the degraded image plus the SDE's stationary noise."""
-    return mu + sched.max_sigma * z
+def start_state(
+    mu: torch.Tensor, sched: IRSDESchedule, z: torch.Tensor, t: int | None = None
+) -> torch.Tensor:
+    """x_T = μ + λ z: the degraded image plus the SDE's stationary noise. With ``t`` < T (a
+    truncated reverse process): x_t = μ + σ̄_t z, the forward marginal at t for an x_0 near μ."""
+    if t is None or t >= sched.T:
+        return mu + sched.max_sigma * z
+    return mu + marginal_std(sched, t, mu) * z
 
 
 NoiseFn = Callable[[int], torch.Tensor]  # step index i -> z (same shape as the state)

@@ -118,6 +118,10 @@ class ConditionalNAFNet(nn.Module):
     paper: ε of x_t) or ``"x0"`` (lumen's lite: x_0 − μ, the clean end relative to the mean;
     ``train.predict`` turns it into ε for the samplers).
 
+    ``t_max`` (lumen's lite; None: the paper's T): the largest timestep the net is trained on;
+    its reverse process starts there, from μ plus that step's noise (``pipeline``), and the
+    SDE loss draws t from 1..t_max (``train.sde_loss``).
+
     ``stem`` s > 1 (lumen's pixel lite; the paper has 1): the inputs are pixel-unshuffled by s
     before ``intro`` and the output pixel-shuffled back, so the U-Net runs at 1/s size on
     img_channel·s² channels (maps are then padded to a multiple of s·2^levels).
@@ -133,6 +137,7 @@ class ConditionalNAFNet(nn.Module):
         global_skip: bool = False,
         prediction: str = "noise",
         stem: int = 1,
+        t_max: int | None = None,
     ):
         super().__init__()
         if prediction not in ("noise", "x0"):
@@ -141,6 +146,7 @@ class ConditionalNAFNet(nn.Module):
         self.global_skip = global_skip
         self.prediction = prediction
         self.stem = int(stem)
+        self.t_max = None if t_max is None else int(t_max)
         chans = img_channel * self.stem**2
         self.time_mlp = nn.Sequential(
             SinusoidalEmbedding(width), nn.Linear(width, 2 * temb), SimpleGate(),

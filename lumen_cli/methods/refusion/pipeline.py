@@ -14,9 +14,12 @@ x (1,3,H,W) in [0,1], sRGB::
         4. hidden = ae.encode(m(window)).hidden       # the skips of the (toned) input
         5. out    = ae.decode(z_0[window], hidden)     # window: the tile plus a margin, aligned
                     (lite: m(window) + upsampled change of the latent)
-    pixel preset (paper):
-      analyze: z = N(0, I) for the whole image; per tile: x_T = x + lambda z[tile], the
-      sampler on the tile (its per-step noise is drawn for the whole image and cropped).
+    pixel presets (paper; lite-pixel, lite-pixel-input), per tile:
+      window = the tile grown to the net's stride grid (``aligned_window``)
+      mu     = m(window)                             # lite-pixel: T(window), whole-image curves
+      x_s    = mu + lambda z  (s = T), or mu + sigma_bar_s z from a net's t_max = s < T
+      sampler on the window, from s to 0; z and every step's noise are the window's crop of
+      whole-image noise (``tiling.region_noise``); crop the tile
     6. --exposure: linear-light gain of the output, highlights rolled off; clamp to [0,1].
 
 Presets: ``paper`` is the official pixel model (deshadow ConditionalNAFNet, 76.6 M parameters),
@@ -32,11 +35,17 @@ the latent of a large photo is encoded in strips and decoded per tile; the SDE r
 whole picture at 1/8 size, so tiles agree with the untiled run. ``lite-input`` is the same
 without the tone prior (mu = the input's block means): the ablation. (The first refusion-lite
 file, mu = x with a learned auto-encoder and the paper's noise prediction, still loads: files
-carry their nets' configurations.)
+carry their nets' configurations.) ``lite-pixel`` (lumen's) is the pixel model with that same
+mean T(x): the NAFNet sees the image behind a 2 x 2 pixel-unshuffle stem, so it can restore
+detail and noise, not only local exposure; it is trained on timesteps 1..t_max and its
+reverse process starts at t_max (a truncated reverse process: the forward marginal at t_max of
+a clean image near mu). ``lite-pixel-input`` is the same with mu = x (the ablation).
 
 ``opts.extra["sampler"]``: ``sde`` (Euler–Maruyama, the paper's), ``ode`` or ``posterior``;
 ``opts.steps``: evenly spaced steps out of T = 100 (``DEFAULT_SAMPLER``; ``default_steps``
 LITE_STEPS = 5 for the lite presets' x0-predicting net, NOISE_STEPS = 20 for noise nets).
+``opts.extra["start"]``: the timestep the reverse process starts from (default: the net's
+``t_max``, else T); the steps are spaced evenly below it.
 ``opts.extra["stop"]`` (diagnostics, to measure what each part adds): ``"mean"`` returns the
 image the SDE's mean is encoded from (T(x) in lite, x otherwise) and ``"autoencoder"`` decodes
 the mean's own latent (no sampling).
@@ -197,21 +206,30 @@ class RefusionPipeline(Pipeline):
 
         return latent_net(self.nets)
 
-    def _settings(self, opts: EnhanceOptions) -> tuple[str, int]:
+    def _settings(self, opts: EnhanceOptions) -> tuple[str, int, int]:
+        """(sampler, steps, start): ``start`` is the timestep the reverse process starts from,
+        ``opts.extra["start"]``, else the noise net's ``t_max`` (lite-pixel), else T."""
+        T = self.schedule.T
         sampler = str(opts.extra.get("sampler") or DEFAULT_SAMPLER)
         if sampler not in S.SAMPLERS:
             raise UsageError(f"refusion: unknown sampler {sampler!r}; one of {S.SAMPLERS}")
         steps = int(opts.steps or self.default_steps)
-        if not 1 <= steps <= self.schedule.T:
-            raise UsageError(f"refusion: steps must be in 1..{self.schedule.T}, got {steps}")
+        if not 1 <= steps <= T:
+            raise UsageError(f"refusion: steps must be in 1..{T}, got {steps}")
+        net = self.nets["noise"] if "noise" in self.nets else None
+        start = int(opts.extra.get("start") or getattr(net, "t_max", None) or T)
+        if not 1 <= start <= T:
+            raise UsageError(f"refusion: start must be in 1..{T}, got {start}")
         if opts.exposure is not None and not float(opts.exposure) > 0:
             raise UsageError(f"refusion: exposure must be > 0, got {opts.exposure}")
-        return sampler, steps
+        return sampler, steps, start
 
-    def _run_sde(self, mu, x_T, sampler, steps, noise_fn, opts) -> torch.Tensor:
+    def _run_sde(self, mu, noise_fn, ctx: dict, opts) -> torch.Tensor:
+        """The reverse process from x_start = μ + noise (``S.start_state``; ``noise_fn(0)``
+        its noise, ``noise_fn(i + 1)`` step i's) to t = 0 in ``ctx["steps"]`` steps."""
         from lumen_cli.methods.refusion.train import predict
 
-        net = self.nets["noise"]
+        net, start = self.nets["noise"], ctx["start"]
 
         def model_fn(x_t: torch.Tensor, t: int) -> torch.Tensor:
             return predict(net, x_t, mu, t, self.schedule)[0]
@@ -219,13 +237,16 @@ class RefusionPipeline(Pipeline):
         def report(i: int, n: int, _x) -> None:
             opts.report("sampling", i, n)
 
-        return S.sample(model_fn, x_T, mu, self.schedule, steps, sampler, noise_fn, report)
+        x = S.start_state(mu, self.schedule, noise_fn(0), start)
+        ts = S.timesteps(start, ctx["steps"])
+        step_noise = lambda i: noise_fn(i + 1)  # noqa: E731
+        return S.sample(model_fn, x, mu, self.schedule, ts, ctx["sampler"], step_noise, report)
 
     def analyze(self, x: torch.Tensor, opts: EnhanceOptions, generator: torch.Generator) -> dict:
         """{'image', 'sampler', 'steps'} and, latent: 'latent' (the sampled z_0 of the whole
         image); pixel: 'noise' (1,3,H,W) start noise and 'seed' of the per-step noises."""
-        sampler, steps = self._settings(opts)
-        ctx: dict[str, Any] = {"image": x, "sampler": sampler, "steps": steps}
+        sampler, steps, start = self._settings(opts)
+        ctx: dict[str, Any] = {"image": x, "sampler": sampler, "steps": steps, "start": start}
         if "tone" in self.nets:  # lite: the tone prior's curves and T(x)'s noise level
             from lumen_cli.prior.tone import curves_for, tone_noise
 
@@ -243,12 +264,11 @@ class RefusionPipeline(Pipeline):
             def draw(_i: int = 0) -> torch.Tensor:
                 return torch.randn(mu.shape, generator=generator).to(mu.device)
 
-            x_T = S.start_state(mu, self.schedule, draw())
             # 3. the reverse process on the whole latent
             if opts.extra.get("stop") == "autoencoder":  # diagnostics: no SDE, z_0 = mu
                 ctx["latent"] = mu
             else:
-                ctx["latent"] = self._run_sde(mu, x_T, sampler, steps, draw, opts)
+                ctx["latent"] = self._run_sde(mu, draw, ctx, opts)
         return ctx
 
     def _mean_fn(self, ctx: dict):
@@ -292,8 +312,7 @@ class RefusionPipeline(Pipeline):
             return z.to(x.device).expand(b, -1, -1, -1)
 
         mu = self._mean_fn(ctx)(window).float().expand(b, -1, -1, -1)
-        x_T = S.start_state(mu, self.schedule, noise(0))
-        out = self._run_sde(mu, x_T, ctx["sampler"], ctx["steps"], lambda i: noise(i + 1), opts)
+        out = self._run_sde(mu, noise, ctx, opts)
         return crop_window(out, win, region, full.shape[-2:])
 
     def enhance(

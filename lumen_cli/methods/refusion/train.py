@@ -151,7 +151,8 @@ def mean_latents(nets, ae, low: torch.Tensor) -> torch.Tensor:
 
 def sde_loss(nets, batch, step, sched: S.IRSDESchedule = SCHEDULE, crop: int | None = None):
     """The maximum-likelihood loss |reverse_step(x_t, eps_hat) - x*_{t-1}|_1 (mean); for an
-    x0-predicting net (lite) |x̂_0 − x_0|_1 (mean). On a ``crop`` of the mean image (``pair``);
+    x0-predicting net (lite) |x̂_0 − x_0|_1 (mean). t ~ U{1..T}, or U{1..t_max} for a net
+    with ``t_max``. On a ``crop`` of the mean image (``pair``);
     latent presets on whole images take the mean's latent from ``mean_latents``' cache."""
     ae, low = latent_net(nets), batch["low"]
     if ae is not None and (crop is None or crop >= min(low.shape[-2:])):
@@ -160,7 +161,8 @@ def sde_loss(nets, batch, step, sched: S.IRSDESchedule = SCHEDULE, crop: int | N
     else:
         mu, x0 = endpoints(nets, *pair(nets, batch, crop))
     b = mu.shape[0]
-    t = torch.randint(1, sched.T + 1, (b,))
+    t_max = getattr(nets["noise"], "t_max", None) or sched.T
+    t = torch.randint(1, t_max + 1, (b,))
     x_t = S.q_sample(x0, mu, sched, t, torch.randn_like(mu))
     eps, x0_hat = predict(nets["noise"], x_t, mu, t.to(mu.device), sched)
     if x0_hat is not None:
