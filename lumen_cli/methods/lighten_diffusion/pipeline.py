@@ -262,7 +262,8 @@ class LightenDiffusionPipeline(Pipeline):
         z_hat = z_hat.expand(x.shape[0], -1, -1, -1)
         # 4. decode with the tile's skips; 5. lite: chroma smoothing; 6. the user's light level
         out = decom.decode(z_hat.to(z.dtype), skips).float().clamp(0, 1)
-        out = smooth_chroma(out, float(opts.extra.get("chroma", self.chroma))).clamp(0, 1)
+        with torch.autocast(out.device.type, enabled=False):  # colour maths in fp32
+            out = smooth_chroma(out, float(opts.extra.get("chroma", self.chroma))).clamp(0, 1)
         return apply_exposure(out, opts.exposure)
 
     def decompose(self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions):
