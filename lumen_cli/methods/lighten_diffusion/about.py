@@ -8,7 +8,7 @@ ABOUT = {
     "photos with `lumen train --recipe recipes/lighten-diffusion-lite.toml`)",
     "bundled": "lighten-diffusion-lite, trained from unpaired sice frames only (no reference "
     "paired with its input, with random colour variations so that it keeps saturated hues): "
-    "19.64 dB / 0.732 SSIM mean on sice/val at 20 steps, below the classical retinex "
+    "19.71 dB / 0.737 SSIM mean on sice/val at 20 steps, below the classical retinex "
     "method's SSIM (BENCHMARKS.md). The "
     "diffusion samples the whole image's latent once (a downscaled copy above 0.59 MP), so "
     "tiles agree",
