@@ -2,8 +2,10 @@
 
 ABOUT = {
     "presets": "lite (shipped, trained by lumen), lite-input (its mu = x ablation, not "
-    "shipped), paper (pixel, 76.6 M) and paper-latent (78.6 M): the authors' architectures; "
-    "the authors released no low-light model",
+    "shipped), lite-pixel / lite-pixel-input (the SDE on pixels behind a 2x2 unshuffle stem, "
+    "recipes/refusion-lite-pixel.toml; trained and measured, no better than T(x) on unseen "
+    "scenes, so not shipped: benchmarks/NOTES.md), paper (pixel, 76.6 M) and paper-latent "
+    "(78.6 M): the authors' architectures; the authors released no low-light model",
     "bundled": "refusion-lite: tone prior (0.18 M) + IR-SDE noise net (width-16 NAFNet, "
     "1.24 M) on a fixed 1/8 block-mean latent, trained here on SICE (tone 600 + SDE 6000 "
     "steps, recipes/refusion-lite.toml): 22.61 dB / 0.7833 SSIM on sice/val at the default "
