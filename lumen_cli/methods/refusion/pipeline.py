@@ -243,8 +243,8 @@ class RefusionPipeline(Pipeline):
         return S.sample(model_fn, x, mu, self.schedule, ts, ctx["sampler"], step_noise, report)
 
     def analyze(self, x: torch.Tensor, opts: EnhanceOptions, generator: torch.Generator) -> dict:
-        """{'image', 'sampler', 'steps'} and, latent: 'latent' (the sampled z_0 of the whole
-        image); pixel: 'noise' (1,3,H,W) start noise and 'seed' of the per-step noises."""
+        """{'image', 'sampler', 'steps', 'start'} and, latent: 'latent' (the sampled z_0 of the
+        whole image); pixel: 'seed' of the whole-image noises (``tiling.region_noise``)."""
         sampler, steps, start = self._settings(opts)
         ctx: dict[str, Any] = {"image": x, "sampler": sampler, "steps": steps, "start": start}
         if "tone" in self.nets:  # lite: the tone prior's curves and T(x)'s noise level
