@@ -243,17 +243,23 @@ def lite(request):
     return _built(request.param)
 
 
-def test_lite_seeded_and_tiled(lite):
+def check_seeded_and_tiled(pipe, steps: int, tol: float) -> None:
+    """Same seed: the same picture; tiles (96 px, overlap 32) within ``tol`` of the whole
+    image; another seed: another picture."""
     from lumen_cli.pipelines.run import enhance_image
 
     x = torch.rand(1, 3, 150, 230, generator=torch.Generator().manual_seed(3)) * 0.3
-    a = enhance_image(lite, x, EnhanceOptions(steps=5, seed=4), tile=None)
-    b = enhance_image(lite, x, EnhanceOptions(steps=5, seed=4), tile=None)
-    c = enhance_image(lite, x, EnhanceOptions(steps=5, seed=4), tile=96, overlap=32)
-    d = enhance_image(lite, x, EnhanceOptions(steps=5, seed=5), tile=None)
+    a = enhance_image(pipe, x, EnhanceOptions(steps=steps, seed=4), tile=None)
+    b = enhance_image(pipe, x, EnhanceOptions(steps=steps, seed=4), tile=None)
+    c = enhance_image(pipe, x, EnhanceOptions(steps=steps, seed=4), tile=96, overlap=32)
+    d = enhance_image(pipe, x, EnhanceOptions(steps=steps, seed=5), tile=None)
     assert a.shape == x.shape and torch.equal(a, b)
-    assert float((a - c).abs().max()) < 0.01
+    assert float((a - c).abs().max()) < tol
     assert not torch.equal(a, d)
+
+
+def test_lite_seeded_and_tiled(lite):
+    check_seeded_and_tiled(lite, steps=5, tol=0.01)
 
 
 def test_strip_encoding_matches_whole(lite, monkeypatch):
@@ -518,17 +524,8 @@ def test_region_noise_is_the_crop_of_one_whole_image_noise():
 
 
 def test_pixel_lite_seeded_and_tiled(pixel_lite):
-    from lumen_cli.pipelines.run import enhance_image
-
     assert pixel_lite.ae is None and pixel_lite.default_steps == 5
-    x = torch.rand(1, 3, 150, 230, generator=torch.Generator().manual_seed(3)) * 0.3
-    a = enhance_image(pixel_lite, x, EnhanceOptions(steps=3, seed=4), tile=None)
-    b = enhance_image(pixel_lite, x, EnhanceOptions(steps=3, seed=4), tile=None)
-    c = enhance_image(pixel_lite, x, EnhanceOptions(steps=3, seed=4), tile=96, overlap=32)
-    d = enhance_image(pixel_lite, x, EnhanceOptions(steps=3, seed=5), tile=None)
-    assert a.shape == x.shape and torch.equal(a, b)
-    assert float((a - c).abs().max()) < 0.02
-    assert not torch.equal(a, d)
+    check_seeded_and_tiled(pixel_lite, steps=3, tol=0.02)
 
 
 def test_pixel_lite_mean_is_the_tone_prior_image():

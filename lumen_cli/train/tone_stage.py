@@ -38,13 +38,19 @@ def toned_whole(nets, low: torch.Tensor) -> torch.Tensor:
     return toned(low, curves, noise=tone_noise(low, curves))
 
 
+def random_window(crop: int, H: int, W: int) -> tuple[int, int]:
+    """(y, x): the top-left corner of a random ``crop`` x ``crop`` window of an H x W image
+    (global RNG; crop <= min(H, W))."""
+    return int(torch.randint(0, H - crop + 1, ())), int(torch.randint(0, W - crop + 1, ()))
+
+
 def crop_together(crop: int | None, *images: torch.Tensor) -> tuple:
-    """One random ``crop`` x ``crop`` window (global RNG), the same for all (B,C,H,W) images;
-    ``crop`` None or not smaller than the images: unchanged."""
+    """One random ``crop`` x ``crop`` window (``random_window``), the same for all (B,C,H,W)
+    images; ``crop`` None or not smaller than the images: unchanged."""
     H, W = images[0].shape[-2:]
     if crop is None or crop >= min(H, W):
         return images
-    y, x = int(torch.randint(0, H - crop + 1, ())), int(torch.randint(0, W - crop + 1, ()))
+    y, x = random_window(crop, H, W)
     return tuple(im[..., y : y + crop, x : x + crop] for im in images)
 
 

@@ -57,11 +57,10 @@ def predict(net, x_t, mu, t, sched: S.IRSDESchedule = SCHEDULE):
 def pair(nets, batch, crop: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean image, high) of a batch on one random ``crop`` (px, the same window for the batch;
     None: no crop). With a tone net the mean is T(low) with the curves and noise level of the
-    whole loaded images, as at inference (curves of 128-px crops are far worse: sice/train,
-    every 10th pair, L1 of T(crop) to high 0.095 against 0.054 for the same crop of T(whole
-    image)); T's local filters see the crop plus TONE_MARGIN px of context, which gives the
-    crop of T(whole image)."""
-    from lumen_cli.train.tone_stage import crop_together
+    whole loaded images, as at inference (curves of crops differ from the whole photo's:
+    benchmarks/NOTES.md); T's local filters see the crop plus TONE_MARGIN px of context, which
+    gives the crop of T(whole image)."""
+    from lumen_cli.train.tone_stage import crop_together, random_window
 
     low, high = batch["low"], batch["high"]
     H, W = low.shape[-2:]
@@ -69,7 +68,7 @@ def pair(nets, batch, crop: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         return crop_together(crop, mean_image(nets, low), high)
     from lumen_cli.prior.tone import curves_for, toned
 
-    y, x = int(torch.randint(0, H - crop + 1, ())), int(torch.randint(0, W - crop + 1, ()))
+    y, x = random_window(crop, H, W)
     wy0, wx0 = max(0, y - TONE_MARGIN), max(0, x - TONE_MARGIN)
     wy1, wx1 = min(H, y + crop + TONE_MARGIN), min(W, x + crop + TONE_MARGIN)
     with torch.no_grad():
@@ -87,7 +86,7 @@ def _key(im: torch.Tensor) -> bytes:
 @torch.no_grad()
 def noise_levels(nets, low: torch.Tensor, curves: torch.Tensor) -> torch.Tensor:
     """(B,) ``tone_noise`` of whole training images, memoised per image (by its bytes) on the
-    frozen tone net: the measurement costs about 50 ms per 512² image."""
+    frozen tone net, so each distinct training image is measured once."""
     from lumen_cli.prior.tone import tone_noise
 
     cache = nets["tone"].__dict__.setdefault("_lumen_noise_cache", {})
