@@ -17,12 +17,13 @@ with figures that need no reference (sice/val is only reported, by ``benchmarks/
   sampled latent (seed 0, default steps) and the target stage 2 trains it towards
   (``train.relit_target`` with the recipe's gamma 1, at ``normal_level``), for
   both files: how well the LRDM learned what it is asked, no reference involved;
-- bright skips: the no-reference figures of ``benchmarks/run.py`` (``lumen_cli.noref``: luma
-  and chroma noise, shadow shift) of the shipped pipeline's output on the low frames, with the
-  lite default (bright skips) and with ``extra bright_skips = False``.
+- the lite pipeline's lumen additions: the no-reference figures of ``benchmarks/run.py``
+  (``lumen_cli.noref``: luma and chroma noise, shadow shift) of the shipped pipeline's output
+  on the low frames, with the lite default and with each addition switched off
+  (``Pipeline.ablations``: bright skips, chroma smoothing, dequantisation).
 
 Frames: every ``--every``-th file of ``--data``, split by mean luma as the recipe does (low at
-most 0.22, normal 0.35-0.65), at most ``--limit`` of each, area-halved above 900 px. Medians.
+most 0.22, normal 0.35-0.65), at most ``--limit`` of each (see ``split_frames``). Medians.
 Writes the marked section ``<!-- ld-unpaired -->`` of ``--out``.
 """
 
@@ -48,7 +49,9 @@ DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "sice" / "unpaired"
 
 
 def split_frames(files, every: int, limit: int) -> tuple[list, list]:
-    """(low, normal) frames (1,3,H,W) in [0,1] of every ``every``-th file, by mean luma."""
+    """(low, normal) frames (1,3,H,W) in [0,1] of every ``every``-th file, by mean luma. Frames
+    over 900 px: normal ones area-halved, low ones cut to their central 896 x 896, which keeps
+    the 8-bit codes and JPEG blocks of the camera file (what inference meets)."""
     import torch.nn.functional as F
 
     from lumen_cli.ops.color import luma
@@ -57,12 +60,14 @@ def split_frames(files, every: int, limit: int) -> tuple[list, list]:
     low, normal = [], []
     for f in files[::every]:
         x = E.read_pixels(f)
-        if max(x.shape[-2:]) > 900:
-            x = F.interpolate(x, scale_factor=0.5, mode="area")
         m = float(luma(x).mean())
         if m <= 0.22 and len(low) < limit:
-            low.append(x)
+            h, w = x.shape[-2:]
+            t, left = max(0, (h - 896) // 2), max(0, (w - 896) // 2)
+            low.append(x[..., t : t + 896, left : left + 896] if max(h, w) > 900 else x)
         elif 0.35 <= m <= 0.65 and len(normal) < limit:
+            if max(x.shape[-2:]) > 900:
+                x = F.interpolate(x, scale_factor=0.5, mode="area")
             normal.append(x)
     return low, normal
 
@@ -200,13 +205,13 @@ def main() -> None:
     level = normal_level(args.data)
     gap = {name: target_gap(p, low, level) for name, p in (("baseline", base), ("weights", pipe))}
     skips = {}
-    for on in (True, False):
+    for label, extra in {"lite default": {}, **type(pipe).ablations}.items():
         rows = []
         for x in low:
-            y = enhance_tensor(pipe, x, extra={"bright_skips": on})
+            y = enhance_tensor(pipe, x, extra=extra)
             sig = noref.noise_sigma(y)[0]
             rows.append((float(sig[0]), float(sig[1:].mean()), float(noref.shadow_shift(y, x)[0])))
-        skips[on] = tuple(med(r[i] for r in rows) for i in range(3))
+        skips[label] = tuple(med(r[i] for r in rows) for i in range(3))
 
     command = " ".join(["python benchmarks/ld_unpaired.py", shlex.join(sys.argv[1:])]).strip()
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -221,8 +226,9 @@ def main() -> None:
         f"target gap: median mean |sampled latent - relit target (level {level:.4f})| on the low "
         "frames. Bright-skip transfer: decode(E(y), skips of a dark capture of y (linear x 0.1, "
         "noise 0.01, 8 bits) brightened x 10) against y, the decoder's task at inference. "
-        "Bright skips: the no-reference figures (as the LOL table) of the output on the low "
-        "frames, on and off.",
+        "Last table: the no-reference figures (as the LOL table) of the output on the low "
+        "frames (central 896 px, the camera's 8-bit JPEG codes), with the lite pipeline's "
+        "default and with each of its lumen additions off.",
         "",
         "| weights | auto-encoder of normal frames: PSNR | SSIM | chroma kept "
         "| saturated patches: error (8-bit) | bright-skip transfer: PSNR / SSIM "
@@ -250,8 +256,8 @@ def main() -> None:
         "| low frames | luma noise | chroma noise | shadow shift |",
         "|---|---:|---:|---:|",
     ]
-    for on, label in ((True, "bright skips (lite default)"), (False, "official skips")):
-        lines.append(f"| {label} | {skips[on][0]:.2f} | {skips[on][1]:.2f} | {skips[on][2]:.2f} |")
+    for label, (noise_y, noise_c, shift) in skips.items():
+        lines.append(f"| {label} | {noise_y:.2f} | {noise_c:.2f} | {shift:.2f} |")
     print("\n".join(lines))
     if args.out:
         write_section(args.out, MARK, lines)

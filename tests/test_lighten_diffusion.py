@@ -256,18 +256,21 @@ def test_vary_colour_permutes_channels_and_raises_saturation():
 
 def test_ctdn_loss_options_take_effect():
     """colour_p re-colours the crops the stage-1 loss sees; w_bright adds the bright-skips
-    transfer term."""
+    transfer term, whose dark copy bright_sensor / bright_jpeg degrade further."""
     torch.manual_seed(0)
     nets = {"decom": build_net("lighten-diffusion.ctdn", {"channels": 8, "prior_headroom": 0.6})}
     batch = {"low": torch.rand(2, 3, 64, 64) * 0.2, "normal": torch.rand(2, 3, 64, 64)}
     losses = {}
-    for name, kw in {"plain": {}, "colour": {"colour_p": 1.0}, "bright": {"w_bright": 1.0}}.items():
+    real = {"w_bright": 1.0, "bright_sensor": 1.0, "bright_jpeg": (60, 80)}
+    variants = {"plain": {}, "colour": {"colour_p": 1.0}, "bright": {"w_bright": 1.0}}
+    for name, kw in {**variants, "bright-real": real}.items():
         torch.manual_seed(1)
         with torch.no_grad():
             loss, logs = T.ctdn_loss(nets, batch, 0, **kw)
         losses[name] = float(loss)
-        assert ("bright" in logs) == (name == "bright")
+        assert ("bright" in logs) == name.startswith("bright")
     assert losses["colour"] != losses["plain"] and losses["bright"] > losses["plain"]
+    assert losses["bright-real"] != losses["bright"]  # sensor noise and JPEG on the dark copy
 
 
 def test_relit_target_is_the_quotient_relit_to_the_level():
@@ -458,8 +461,9 @@ def test_bright_skips_and_chroma_smoothing_lite_only_and_switchable(monkeypatch)
     assert lite.ablations == {
         "without bright skips": {"bright_skips": False},
         "without chroma smoothing": {"chroma": 0},
+        "without dequantisation": {"dequantize": 0},
     }
-    x = torch.rand(1, 3, 64, 64) * 0.1
+    x = torch.rand(1, 3, 64, 64) * 0.1  # off the 8-bit grid: no dequantisation
     region = (0, 0, 64, 64)
 
     def run(extra):
@@ -482,3 +486,34 @@ def test_bright_skips_and_chroma_smoothing_lite_only_and_switchable(monkeypatch)
     plain, _ = run({"chroma": 0})
     assert torch.allclose(plain, decoded, atol=1e-6) and not torch.allclose(plain, on)
     assert 2.5**2.2 * 0.99 < float(g) < 2.5**2.2 * 1.01 and not torch.allclose(on, off)
+
+
+def test_dequantisation_lite_only_8bit_only_and_switchable(monkeypatch):
+    """The lite pipeline dequantises an 8-bit input (reference and tiles alike), not a
+    16-bit one; the paper preset never does; ``extra dequantize = 0`` turns it off."""
+    from lumen_cli.methods.lighten_diffusion import pipeline as P
+    from lumen_cli.pipelines.base import EnhanceOptions
+
+    monkeypatch.setattr(P, "sample_latent", lambda u, cond, *a, **k: (cond + 1) / 2 * 2.5)
+    torch.manual_seed(0)
+    small = {"decom": {"channels": 8}, "unet": {"ch": 32, "ch_mult": [1, 1, 2, 2]}}
+    lite = LightenDiffusionPipeline(LightenDiffusionPipeline.build_nets("lite", small))
+    paper = LightenDiffusionPipeline(LightenDiffusionPipeline.build_nets("paper", small))
+    x8 = torch.randint(0, 8, (1, 3, 64, 64)).float() / 255
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    opts = EnhanceOptions(steps=2, seed=0)
+    off = EnhanceOptions(steps=2, seed=0, extra={"dequantize": 0})
+    assert lite.analyze(x8, opts, gen())["quant"] == (1 / 255, P.DEQUANT_SIGMA)
+    assert lite.analyze(x8 + 1e-4, opts, gen())["quant"][0] == 0.0  # not on the 8-bit grid
+    assert paper.analyze(x8, opts, gen())["quant"] == (0.0, 0.0)
+    assert lite.analyze(x8, off, gen())["quant"] == (0.0, 0.0)
+    ref_on, ref_off = lite.analyze(x8, opts, gen())["ref"], lite.analyze(x8, off, gen())["ref"]
+    assert torch.allclose(ref_on, P.dequantize_luma(x8, 1 / 255, P.DEQUANT_SIGMA, P.DEQUANT_ITERS))
+    assert torch.equal(ref_off, x8)
+
+    def run(o):
+        ctx = {**lite.analyze(x8, o, gen()), "hw": (64, 64)}
+        with torch.no_grad():
+            return lite.enhance(x8, ctx, (0, 0, 64, 64), o)
+
+    assert not torch.allclose(run(opts), run(off))

@@ -16,7 +16,9 @@ The result is an 8-bit sRGB low-light image aligned with its normal-light source
 colour noise of real night photos that the SICE pairs lack.
 
 ``add_sensor_noise`` is the torch counterpart used inside training losses: the same
-Poisson-Gaussian model in linear light (gamma 2.2) on a random part of a batch.
+Poisson-Gaussian model in linear light (gamma 2.2) on a random part of a batch;
+``jpeg_roundtrip`` stores a batch as 8-bit JPEG and reads it back (OpenCV's libjpeg, 4:2:0), the
+other degradation that brightening a real dim photo amplifies.
 """
 
 from __future__ import annotations
@@ -56,6 +58,24 @@ def synthesize_low(
     y = a * rng.poisson(s / a) + rng.normal(0.0, b, size=s.shape)
     out = linear_to_srgb(y)
     return np.round(out * 255.0).astype(np.uint8)
+
+
+def jpeg_roundtrip(x: torch.Tensor, quality: tuple[int, int] = (70, 95)) -> torch.Tensor:
+    """Each image of x (B,3,H,W) sRGB in [0,1] encoded as a JPEG of quality uniform in
+    ``quality`` (inclusive, torch's global RNG) and decoded: (B,3,H,W) float32, 8-bit values.
+    Outside autograd (a training input, not a differentiable op)."""
+    import cv2
+
+    out = []
+    q = torch.randint(int(quality[0]), int(quality[1]) + 1, (x.shape[0],))
+    for img, qi in zip(x.detach().float().clamp(0, 1).cpu(), q.tolist(), strict=True):
+        bgr = np.ascontiguousarray((img.permute(1, 2, 0).numpy()[..., ::-1] * 255).round())
+        ok, buf = cv2.imencode(".jpg", bgr.astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, qi])
+        if not ok:
+            raise RuntimeError("OpenCV could not encode a JPEG")
+        dec = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255
+        out.append(torch.from_numpy(np.ascontiguousarray(dec)).permute(2, 0, 1))
+    return torch.stack(out).to(x.device)
 
 
 def add_sensor_noise(

@@ -4,6 +4,7 @@ Recipe for one image x (1,3,H,W) float in [0,1], sRGB, as the official ``evaluat
 DDIM run over the whole image's latent), with lumen's bound on its size::
 
     analyze (whole image, once):
+        lite:    x = dequantize_luma(x) if x is 8-bit (see below; tiles alike)
         ref      = x reflect-padded to a multiple of 64 (right/bottom) if its area is at most
                    REF_AREA, else x area-downscaled by k so it is, then padded
         noise    = N(0, I) of ref's latent shape (1,3,h_ref/8,w_ref/8), CPU generator
@@ -38,6 +39,15 @@ latent implies, not of the dark input itself, so the decoder renders a latent wi
 of an image of that latent's exposure, the regime of its reconstruction training. The paper
 preset keeps the official skips of the low image. Measured with and without in BENCHMARKS.md.
 
+Dequantisation (lite, lumen addition; ``opts.extra["dequantize"]`` sets σ in px, 0: off): the
+luma of an 8-bit input (values on the 1/255 grid) is replaced by the smoothest luma inside its
+quantisation cells (``ops.filters.dequantize_luma``, σ = DEQUANT_SIGMA, DEQUANT_ITERS passes,
+at most half a code away), and each pixel's RGB is scaled by the luma's change, so its colour
+ratios stay. The bright skips multiply the darkest codes 10-30x, so one
+code of a dark JPEG's flat 8x8 blocks or of a dark gradient's banding became a step of 10-25
+levels, and the encoder's 8x8 latent turned blocks of code 0 into black holes; the ramps left
+inside the cells are relit smoothly. Anything larger than one code is kept.
+
 Chroma smoothing (lite, lumen addition; ``opts.extra["chroma"]`` sets σ in px, 0: off): the
 decoded output's chroma (Cb, Cr) is blurred by the tone prior's σ (``prior.tone.CHROMA_SIGMA``,
 ``smooth_chroma``, luma untouched), as camera pipelines do: the lite decoder renders colour
@@ -65,12 +75,14 @@ import torch.nn.functional as F
 
 from lumen_cli import tiling
 from lumen_cli.diffusion import ddpm
-from lumen_cli.ops.filters import gaussian_blur
+from lumen_cli.ops.filters import dequantize_luma, gaussian_blur, quantization_step
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region
 from lumen_cli.prior.tone import CHROMA_SIGMA, smooth_chroma
 
 T_TRAIN = 1000  # diffusion steps of the schedule (linear betas 1e-4 -> 2e-2)
 REF_AREA = 768 * 768  # largest padded image area whose latent the LRDM samples at once
+DEQUANT_SIGMA = 1.0  # lite's input dequantisation: blur sigma (px) and passes, reach ~ a JPEG block
+DEQUANT_ITERS = 8
 
 PRESETS = {
     # the official configs/unsupervised.yml; CTDN width = the official constructor default
@@ -178,6 +190,7 @@ class LightenDiffusionPipeline(Pipeline):
     ablations: ClassVar = {
         "without bright skips": {"bright_skips": False},
         "without chroma smoothing": {"chroma": 0},
+        "without dequantisation": {"dequantize": 0},
     }
 
     def __init__(self, nets=None):
@@ -185,6 +198,7 @@ class LightenDiffusionPipeline(Pipeline):
         # lite (an x0-predicting U-Net): bright skips by default; paper: the official skips
         self.bright_skips = "unet" in self.nets and unet_pred(self.nets["unet"]) == "x0"
         self.chroma = CHROMA_SIGMA if self.bright_skips else 0.0  # lite only, as bright skips
+        self.dequant = DEQUANT_SIGMA if self.bright_skips else 0.0
         if "decom" in self.nets:  # the full-resolution CTDN features dominate a tile's memory
             self.memory_per_pixel = 96 * self.nets["decom"].ReconNet.conv2.in_channels + 1024
 
@@ -197,19 +211,24 @@ class LightenDiffusionPipeline(Pipeline):
     def analyze(self, x: torch.Tensor, opts: EnhanceOptions, generator: torch.Generator) -> dict:
         """x: (1,3,H,W) in [0,1]. The reference image the LRDM samples (x padded to a multiple
         of 64, area-downscaled first if larger than REF_AREA), its latent sampling noise (CPU
-        generator) and the downscale factor k >= 1."""
+        generator), the downscale factor k >= 1 and the input's quantisation step (lite, 8-bit
+        input: 1/255; else 0)."""
         H, W = x.shape[-2:]
+        sigma = float(opts.extra.get("dequantize", self.dequant))
+        step = quantization_step(x) if sigma > 0 else 0.0
         m = self.size_multiple
         pad = lambda n: -(-n // m) * m  # noqa: E731
         k = max(1.0, math.sqrt(pad(H) * pad(W) / REF_AREA))
         small = x.float()
+        if k == 1.0:  # an area downscale averages the codes away by itself
+            small = dequantize_luma(small, step, sigma, DEQUANT_ITERS)
         if k > 1.0:
             size = (max(1, round(H / k)), max(1, round(W / k)))
             small = F.interpolate(small, size=size, mode="area")
         h, w = small.shape[-2:]
         ref = tiling.extract(small, 0, 0, pad(h), pad(w))
         noise = torch.randn((1, 3, pad(h) // 8, pad(w) // 8), generator=generator)
-        return {"ref": ref, "noise": noise, "scale": k, "ref_hw": (h, w)}
+        return {"ref": ref, "noise": noise, "scale": k, "ref_hw": (h, w), "quant": (step, sigma)}
 
     def light(self, ctx: dict, opts: EnhanceOptions, device) -> dict:
         """The whole image's light, sampled once (see the module docstring) and kept in ctx:
@@ -249,6 +268,8 @@ class LightenDiffusionPipeline(Pipeline):
     def enhance(self, x: torch.Tensor, ctx: dict, region: Region, opts: EnhanceOptions):
         """x: (B,3,h,w) in [0,1] sRGB tile, h and w multiples of 64 -> (B,3,h,w) in [0,1]."""
         decom = self.nets["decom"]
+        # 0. lite: the smooth image inside the 8-bit input's quantisation cells
+        x = dequantize_luma(x, *ctx.get("quant", (0.0, 0.0)), DEQUANT_ITERS)
         # 1. the whole image's light, sampled once by the LRDM (first tile)
         light = self.light(ctx, opts, x.device)
         # 2. encode the tile (its linear light times g): latent and the decoder's skips

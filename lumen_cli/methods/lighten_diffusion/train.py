@@ -161,6 +161,8 @@ def ctdn_loss(
     colour_p: float = 0.0,
     colour_sat: float = 1.0,
     w_bright: float = 0.0,
+    bright_sensor: float = 0.0,
+    bright_jpeg: tuple[int, int] | None = None,
 ):
     """Stage 1 loss (see the module docstring). ``anchor_gamma``: see ``latent_anchor``;
     ``anchor_log``: compare latent and anchor as logarithms (a relative error: a dark
@@ -170,7 +172,11 @@ def ctdn_loss(
     weight of the bright-skips transfer D(E(normal), skips of the dark copy brought back by
     the inverse gain, after 8-bit rounding) ~ normal, the decoder's input at inference with
     bright skips (a noisy, brightened dark photo's pyramid), so it learns to render a clean
-    picture from it."""
+    picture from it. The dark copy of that term gets, before its 8-bit rounding, the
+    Poisson-Gaussian sensor noise of ``train.synth.add_sensor_noise`` with probability
+    ``bright_sensor``, and with ``bright_jpeg`` = (lo, hi) a JPEG round trip of quality
+    uniform in [lo, hi] (``train.synth.jpeg_roundtrip``) instead of the rounding: the noise and
+    the block artifacts of a real dim JPEG, which the brightening amplifies."""
     decom = nets["decom"]
     low = vary_colour(batch["low"], colour_p, colour_sat)
     normal = vary_colour(batch["normal"], colour_p, colour_sat)
@@ -186,8 +192,14 @@ def ctdn_loss(
     logs = {}
     if w_bright > 0:
         from lumen_cli.methods.lighten_diffusion.pipeline import apply_exposure
+        from lumen_cli.train.synth import add_sensor_noise, jpeg_roundtrip
 
-        lifted = apply_exposure(torch.round(dark * 255) / 255, 1 / k)
+        degraded = add_sensor_noise(dark, p=bright_sensor) if bright_sensor > 0 else dark
+        if bright_jpeg:
+            degraded = jpeg_roundtrip(degraded, tuple(bright_jpeg))
+        else:
+            degraded = torch.round(degraded * 255) / 255
+        lifted = apply_exposure(degraded, 1 / k)
         out = decom.decode(z_n, decom.encode(lifted)[1])
         l_bright = (out - normal).abs().mean()
         l_rec = l_rec + w_bright * l_bright
