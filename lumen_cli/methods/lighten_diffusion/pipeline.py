@@ -75,6 +75,7 @@ import torch.nn.functional as F
 
 from lumen_cli import tiling
 from lumen_cli.diffusion import ddpm
+from lumen_cli.methods.lighten_diffusion.presets import PRESETS
 from lumen_cli.ops.filters import dequantize_luma, gaussian_blur, quantization_step
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region
 from lumen_cli.prior.tone import CHROMA_SIGMA, smooth_chroma
@@ -83,37 +84,6 @@ T_TRAIN = 1000  # diffusion steps of the schedule (linear betas 1e-4 -> 2e-2)
 REF_AREA = 768 * 768  # largest padded image area whose latent the LRDM samples at once
 DEQUANT_SIGMA = 1.0  # lite's input dequantisation: blur sigma (px) and passes, reach ~ a JPEG block
 DEQUANT_ITERS = 8
-
-PRESETS = {
-    # the official configs/unsupervised.yml; CTDN width = the official constructor default
-    "paper": {
-        "decom": ("lighten-diffusion.ctdn", {"channels": 64}),
-        "unet": (
-            "lighten-diffusion.unet",
-            {"ch": 64, "ch_mult": [1, 2, 3, 4], "num_res_blocks": 2, "attn_levels": [2]},
-        ),
-    },
-    # compact: the same modules at a quarter of the CTDN width (16: the decoder's 1/2-scale
-    # features then hold 4 values per output pixel; width 8 held 2 for 3 colours, and blurred)
-    # with residual decomposition heads around the smoothed max-RGB maps (``nets.prior_maps``),
-    # and half the U-Net width
-    "lite": {
-        "decom": ("lighten-diffusion.ctdn", {"channels": 16, "prior_headroom": 0.6}),
-        "unet": (
-            "lighten-diffusion.unet",
-            {
-                "ch": 32,
-                "ch_mult": [1, 1, 2, 2],
-                "num_res_blocks": 1,
-                "attn_levels": [2],
-                # x0, not eps: at t ~ 950 (sqrt(alpha_bar) ~ 0.01) a small eps error sets the
-                # whole brightness of an eps model's DDIM sample; an x0 model's estimate is the
-                # conditional target itself from the first step
-                "pred": "x0",
-            },
-        ),
-    },
-}
 
 
 def schedule() -> torch.Tensor:
