@@ -191,10 +191,38 @@ def test_joint_loss_and_freeze():
     for m in nets.values():
         m.zero_grad(set_to_none=True)
     loss, logs = joint_loss(nets, batch, 10, freeze_step=10)
-    assert logs["frozen"] == 1 and "deg" not in logs and abs(float(loss) - logs["diff"]) < 1e-6
+    assert logs["frozen"] == 1 and "deg" not in logs and abs(float(loss.detach()) - logs["diff"]) < 1e-6
     loss.backward()
     assert all(p.grad is None for k in ("encoder", "generator") for p in nets[k].parameters())
     assert nets["denoiser"].conv_in.weight.grad.abs().sum() > 0
+
+
+def test_joint_loss_sensor_noise_reaches_the_low_image_only(monkeypatch):
+    """sensor_noise p: the low images the encoder and the generator's target see are noisy
+    8-bit copies; the reference is not touched."""
+    from lumen_cli.methods.lldiffusion import train as LT
+
+    seen = []
+    real = LT._diffusion_term
+
+    def spy(nets, low, high, *a, **k):
+        seen.append((low.clone(), high.clone()))
+        return real(nets, low, high, *a, **k)
+
+    monkeypatch.setattr(LT, "_diffusion_term", spy)
+    nets = _lite_nets()
+    g = torch.Generator().manual_seed(0)
+    batch = {"low": torch.rand(2, 3, 64, 64, generator=g) * 0.2,
+             "high": torch.rand(2, 3, 64, 64, generator=g)}  # fmt: skip
+    with torch.no_grad():
+        torch.manual_seed(0)
+        LT.joint_loss(nets, batch, 0)
+        torch.manual_seed(0)
+        LT.joint_loss(nets, batch, 0, sensor_noise=1.0)
+    (low0, high0), (low1, high1) = seen
+    assert torch.equal(low0, batch["low"]) and torch.equal(high1, batch["high"])
+    assert float((low1 - low0).abs().mean()) > 1e-3
+    assert torch.equal(low1, (low1 * 255).round() / 255)
 
 
 def test_joint_loss_crops_after_toning_the_whole_image(monkeypatch):

@@ -64,6 +64,7 @@ def joint_loss(
     anchor: float | None = None,
     crop: int | None = None,
     clamp_x0: bool = True,
+    sensor_noise: float = 0.0,
 ):
     """The joint loss (module docstring); after ``freeze_step`` the noise term alone, with
     the encoder run without gradients. ``anchor``: σ of the lite x0 anchor (None: the
@@ -71,12 +72,19 @@ def joint_loss(
     tone curves and T's noise level are measured on them, then every term runs on one random
     ``crop`` px window, with T(window) made from those whole-image measurements, as the
     pipeline makes T of a tile (None: T of the batch's images as they come). ``clamp_x0``
-    false: the lite anchored x0 is compared unclamped (a clamped pixel passes no gradient)."""
+    false: the lite anchored x0 is compared unclamped (a clamped pixel passes no gradient).
+    ``sensor_noise`` p: each low image gets, with probability p, Poisson-Gaussian sensor noise
+    (``train.synth.add_sensor_noise``) before anything is measured on it, while its reference
+    stays clean: the features must then describe the noise, and the denoiser remove it."""
     from lumen_cli.methods.lldiffusion.pipeline import anchor_of
     from lumen_cli.prior.tone import curves_for, tone_noise, toned
     from lumen_cli.train.tone_stage import crop_together
 
     low, high = batch["low"].float(), batch["high"].float()
+    if sensor_noise > 0:
+        from lumen_cli.train.synth import add_sensor_noise
+
+        low = (torch.round(add_sensor_noise(low, p=sensor_noise) * 255) / 255).clamp(0, 1)
     lite_toned = "tone" in nets and getattr(nets["denoiser"], "prediction", "eps") == "x0"
     with torch.no_grad():  # T's curves and noise level, from the images as loaded
         curves = curves_for(nets, low) if lite_toned else None
