@@ -85,16 +85,27 @@ def autoencode(decom, y: torch.Tensor) -> torch.Tensor:
     return decom.decode(z, skips).float().clamp(0, 1), y
 
 
-def bright_transfer(decom, y: torch.Tensor, gain=0.1, sigma=0.01) -> torch.Tensor:
+def bright_transfer(
+    decom, y: torch.Tensor, gain=0.1, sigma=0.01, camera: bool = False
+) -> torch.Tensor:
     """decode(E(y), skips of a dark capture of y brought back by 1 / ``gain``): the decoder's
     situation at inference with bright skips, on a normal frame y cropped to a multiple of
     64. The dark capture: linear light x ``gain`` (the geometric middle of the trainer's
-    ``darken`` range), seeded Gaussian noise of ``sigma`` (sRGB units), 8-bit rounding."""
+    ``darken`` range), seeded Gaussian noise of ``sigma`` (sRGB units), 8-bit rounding; with
+    ``camera``, instead, Poisson-Gaussian sensor noise (``train.synth.add_sensor_noise`` at
+    the log-middle of its ranges, seeded) and a JPEG of quality 85: a dim camera JPEG."""
     from lumen_cli.methods.lighten_diffusion.pipeline import apply_exposure
+    from lumen_cli.train.synth import add_sensor_noise, jpeg_roundtrip
 
     g = torch.Generator().manual_seed(0)
     dark = apply_exposure(y, gain)
-    dark = torch.round((dark + sigma * torch.randn(y.shape, generator=g)).clamp(0, 1) * 255) / 255
+    if camera:
+        torch.manual_seed(0)
+        dark = add_sensor_noise(dark, p=1.0, shot=(4.5e-4, 4.5e-4), read=(1e-6, 1e-6))
+        dark = jpeg_roundtrip(dark, (85, 85))
+    else:
+        noisy = (dark + sigma * torch.randn(y.shape, generator=g)).clamp(0, 1)
+        dark = torch.round(noisy * 255) / 255
     skips = decom.encode(apply_exposure(dark, 1 / gain))[1]
     return decom.decode(decom.encode(y)[0], skips).float().clamp(0, 1)
 
@@ -195,12 +206,15 @@ def main() -> None:
         patches = colour_patches(p.nets["decom"])
         moved = [(bright_transfer(p.nets["decom"], y), y) for _, y in pairs]
         bright = [(float(metrics.psnr(o, y)), float(metrics.ssim(o, y))) for o, y in moved]
+        cam = [(bright_transfer(p.nets["decom"], y, camera=True), y) for _, y in pairs]
+        camera = [(float(metrics.psnr(o, y)), float(metrics.ssim(o, y))) for o, y in cam]
         ae[name] = (
             med(s[0] for s in scores),
             med(s[1] for s in scores),
             kept,
             patches,
             (med(s[0] for s in bright), med(s[1] for s in bright)),
+            (med(s[0] for s in camera), med(s[1] for s in camera)),
         )
     level = normal_level(args.data)
     gap = {name: target_gap(p, low, level) for name, p in (("baseline", base), ("weights", pipe))}
@@ -225,22 +239,24 @@ def main() -> None:
         f"for the normal frames, weights {weights} against `{args.baseline}`; stage 2's "
         f"target gap: median mean |sampled latent - relit target (level {level:.4f})| on the low "
         "frames. Bright-skip transfer: decode(E(y), skips of a dark capture of y (linear x 0.1, "
-        "noise 0.01, 8 bits) brightened x 10) against y, the decoder's task at inference. "
+        "noise 0.01, 8 bits) brightened x 10) against y, the decoder's task at inference; "
+        "camera-like: the same with sensor noise (shot 4.5e-4, read 1e-6) and a JPEG of "
+        "quality 85 instead. "
         "Last table: the no-reference figures (as the LOL table) of the output on the low "
         "frames (central 896 px, the camera's 8-bit JPEG codes), with the lite pipeline's "
         "default and with each of its lumen additions off.",
         "",
         "| weights | auto-encoder of normal frames: PSNR | SSIM | chroma kept "
         "| saturated patches: error (8-bit) | bright-skip transfer: PSNR / SSIM "
-        "| low frames: sampled latent - stage 2's target |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| camera-like: PSNR / SSIM | low frames: sampled latent - stage 2's target |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for key, label in (("baseline", f"`{args.baseline}`"), ("weights", weights)):
-        psnr, ssim, kept, patches, bright = ae[key]
+        psnr, ssim, kept, patches, bright, camera = ae[key]
         lines.append(
             f"| {label} | {psnr:.2f} | {ssim:.4f} | {100 * kept:.0f} % "
             f"| {statistics.mean(patches.values()):.1f} | {bright[0]:.2f} / {bright[1]:.4f} "
-            f"| {gap[key]:.4f} |"
+            f"| {camera[0]:.2f} / {camera[1]:.4f} | {gap[key]:.4f} |"
         )
     lines += [
         "",

@@ -52,3 +52,21 @@ def test_unpaired_autoencode_crops_to_the_latent_grid():
         out, crop = ld_unpaired.autoencode(nets["decom"], y)
     assert crop.shape == out.shape == (1, 3, 64, 128)
     assert torch.equal(crop, y[..., :64, :128]) and 0 <= out.min() and out.max() <= 1
+
+
+def test_unpaired_bright_transfer_camera_capture_is_seeded_and_differs():
+    """bright_transfer's camera-like capture (sensor noise + JPEG) is repeatable and not the
+    plain Gaussian capture; both return a picture of y's cropped size in [0,1]."""
+    import ld_unpaired
+
+    torch.manual_seed(0)
+    nets = LightenDiffusionPipeline.build_nets(
+        "lite", {"decom": {"channels": 8}, "unet": {"ch": 32, "ch_mult": [1, 1, 2, 2]}}
+    )
+    y = ld_unpaired.crop64(torch.rand(1, 3, 70, 130) * 0.6 + 0.2)
+    with torch.no_grad():
+        plain = ld_unpaired.bright_transfer(nets["decom"], y)
+        cam = ld_unpaired.bright_transfer(nets["decom"], y, camera=True)
+        again = ld_unpaired.bright_transfer(nets["decom"], y, camera=True)
+    assert plain.shape == cam.shape == y.shape and 0 <= cam.min() and cam.max() <= 1
+    assert torch.equal(cam, again) and not torch.allclose(cam, plain)
