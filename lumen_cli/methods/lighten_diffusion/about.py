@@ -14,9 +14,11 @@ ABOUT = {
     "tiles agree",
     "lumen adds": "stage-1 training (encoder/decoder + CTDN), which the authors' code lacks "
     "(losses in methods/lighten_diffusion/train.py); in lite, bright skips: the decoder's skips "
-    "come from the input brightened by the gain the sampled latent implies, and the output's "
-    "chroma is smoothed (sigma 3 px, the tone prior's); BENCHMARKS.md ablation-ld measures the "
-    "preset with and without each",
+    "come from the input brightened by the gain the sampled latent implies, the output's "
+    "chroma is smoothed (sigma 3 px, the tone prior's), and an 8-bit input's luma is first "
+    "dequantised (the smoothest luma within half a code, colour ratios kept), so the bright "
+    "skips do not turn a dark JPEG's flat 8x8 blocks into black holes; BENCHMARKS.md "
+    "ablation-ld measures the preset with and without each",
     "paper weights": "download stage2_weight.pth.tar from the authors' README "
     "(github.com/JianghaiSCU/LightenDiffusion), `lumen weights convert lighten-diffusion "
     "stage2_weight.pth.tar -o lighten-diffusion-paper.safetensors`, pass --weights",
