@@ -43,10 +43,10 @@ Dequantisation (lite, lumen addition; ``opts.extra["dequantize"]`` sets σ in px
 luma of an 8-bit input (values on the 1/255 grid) is replaced by the smoothest luma inside its
 quantisation cells (``ops.filters.dequantize_luma``, σ = DEQUANT_SIGMA, DEQUANT_ITERS passes,
 at most half a code away), and each pixel's RGB is scaled by the luma's change, so its colour
-ratios stay. The bright skips multiply the darkest codes 10-30x, so one
-code of a dark JPEG's flat 8x8 blocks or of a dark gradient's banding became a step of 10-25
-levels, and the encoder's 8x8 latent turned blocks of code 0 into black holes; the ramps left
-inside the cells are relit smoothly. Anything larger than one code is kept.
+ratios stay. The bright skips multiply the darkest codes 10-30x, so one code of a dark JPEG's
+flat 8x8 blocks or of a dark gradient's banding became a step of 10-25 levels, and the
+encoder's 8x8 latent turned blocks of code 0 into black holes; the ramps left inside the cells
+are relit smoothly. Anything larger than one code is kept.
 
 Chroma smoothing (lite, lumen addition; ``opts.extra["chroma"]`` sets σ in px, 0: off): the
 decoded output's chroma (Cb, Cr) is blurred by the tone prior's σ (``prior.tone.CHROMA_SIGMA``,
@@ -190,11 +190,11 @@ class LightenDiffusionPipeline(Pipeline):
         pad = lambda n: -(-n // m) * m  # noqa: E731
         k = max(1.0, math.sqrt(pad(H) * pad(W) / REF_AREA))
         small = x.float()
-        if k == 1.0:  # an area downscale averages the codes away by itself
-            small = dequantize_luma(small, step, sigma, DEQUANT_ITERS)
-        if k > 1.0:
+        if k > 1.0:  # an area downscale averages the codes away by itself
             size = (max(1, round(H / k)), max(1, round(W / k)))
             small = F.interpolate(small, size=size, mode="area")
+        else:
+            small = dequantize_luma(small, step, sigma, DEQUANT_ITERS)
         h, w = small.shape[-2:]
         ref = tiling.extract(small, 0, 0, pad(h), pad(w))
         noise = torch.randn((1, 3, pad(h) // 8, pad(w) // 8), generator=generator)
