@@ -97,13 +97,13 @@ def bright_transfer(
     from lumen_cli.methods.lighten_diffusion.pipeline import apply_exposure
     from lumen_cli.train.synth import add_sensor_noise, jpeg_roundtrip
 
-    g = torch.Generator().manual_seed(0)
     dark = apply_exposure(y, gain)
     if camera:
         torch.manual_seed(0)
         dark = add_sensor_noise(dark, p=1.0, shot=(4.5e-4, 4.5e-4), read=(1e-6, 1e-6))
         dark = jpeg_roundtrip(dark, (85, 85))
     else:
+        g = torch.Generator().manual_seed(0)
         noisy = (dark + sigma * torch.randn(y.shape, generator=g)).clamp(0, 1)
         dark = torch.round(noisy * 255) / 255
     skips = decom.encode(apply_exposure(dark, 1 / gain))[1]

@@ -113,7 +113,7 @@ def dequantize(x: torch.Tensor, step: float, sigma: float = 1.0, iters: int = 8)
     lo, hi = x - step / 2, x + step / 2
     y = x
     for _ in range(iters):
-        y = torch.minimum(torch.maximum(gaussian_blur(y, sigma), lo), hi)
+        y = gaussian_blur(y, sigma).clamp(lo, hi)
     return y
 
 

@@ -84,7 +84,7 @@ def joint_loss(
     if sensor_noise > 0:
         from lumen_cli.train.synth import add_sensor_noise
 
-        low = (torch.round(add_sensor_noise(low, p=sensor_noise) * 255) / 255).clamp(0, 1)
+        low = torch.round(add_sensor_noise(low, p=sensor_noise) * 255) / 255  # in [0,1]
     lite_toned = "tone" in nets and getattr(nets["denoiser"], "prediction", "eps") == "x0"
     with torch.no_grad():  # T's curves and noise level, from the images as loaded
         curves = curves_for(nets, low) if lite_toned else None
