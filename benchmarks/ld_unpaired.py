@@ -15,8 +15,10 @@ with figures that need no reference (sice/val is only reported, by ``benchmarks/
   bright skips;
 - stage 2's fidelity: on the low frames, the mean absolute difference between the LRDM's
   sampled latent (seed 0, default steps) and the target stage 2 trains it towards
-  (``train.relit_target`` with the recipe's gamma 1, at ``normal_level``), for
-  both files: how well the LRDM learned what it is asked, no reference involved;
+  (``train.relit_target`` with the recipe's gamma 1, at ``normal_level`` of ``--level-data``,
+  the recipe's normal-light photos; ``--baseline-level`` when the baseline was trained at
+  another level), for both files: how well the LRDM learned what it is asked, no reference
+  involved;
 - the lite pipeline's lumen additions: the no-reference figures of ``benchmarks/run.py``
   (``lumen_cli.noref``: luma and chroma noise, shadow shift) of the shipped pipeline's output
   on the low frames, with the lite default and with each addition switched off
@@ -46,6 +48,8 @@ from sections import write_section  # noqa: E402
 
 MARK = "<!-- ld-unpaired -->"
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "sice" / "unpaired"
+# the normal-light photos whose mean latent is the recipe's stage-2 level (used unpaired)
+DEFAULT_LEVEL_DATA = HERE.parent.parent / "shared" / "data" / "sice" / "train" / "high"
 
 
 def split_frames(files, every: int, limit: int) -> tuple[list, list]:
@@ -156,13 +160,14 @@ def target_gap(pipe, low, level: float, steps: int = 20) -> float:
 
 
 def normal_level(data: Path) -> float:
-    """Mean ``latent_anchor`` (gamma 2.2) over all the normal-light frames of ``data``, split
-    by the trainer's rule (``unpaired_files``): the fixed level of the recipe's stage 2."""
+    """Mean ``latent_anchor`` (gamma 2.2) over the normal-light photos of ``data``: every
+    image of a folder of them (``sice/train/high``, the recipe's), or the normal frames of a flat
+    folder split by the trainer's rule (``unpaired_files``): the fixed level of stage 2."""
     from lumen_cli.methods.lighten_diffusion.train import latent_anchor
     from lumen_cli.train import evaluate as E
     from lumen_cli.train.data import unpaired_files
 
-    _, normals = unpaired_files(data)
+    _, normals = unpaired_files(data, normal=data if data.name in ("high", "normal") else None)
     with torch.no_grad():
         return statistics.mean(float(latent_anchor(E.read_pixels(f), 2.2).mean()) for f in normals)
 
@@ -178,12 +183,24 @@ def main() -> None:
     ap.add_argument(
         "--level",
         action="store_true",
-        help="only print the recipe's stage-2 level: the mean latent_anchor of all the normal "
-        "frames of --data (split as the trainer splits it)",
+        help="only print the recipe's stage-2 level: the mean latent_anchor of --level-data",
+    )
+    ap.add_argument(
+        "--level-data",
+        type=Path,
+        default=DEFAULT_LEVEL_DATA,
+        help="normal-light photos that set stage 2's level: a folder of them, or a flat folder "
+        "whose normal frames are split as the trainer splits it",
+    )
+    ap.add_argument(
+        "--baseline-level",
+        type=float,
+        default=None,
+        help="the level the baseline's stage 2 was trained at (default: --level-data's)",
     )
     args = ap.parse_args()
     if args.level:
-        print(f"{normal_level(args.data):.4f}")
+        print(f"{normal_level(args.level_data):.4f}")
         return
     if not args.baseline:
         ap.error("--baseline is required (unless --level)")
@@ -216,8 +233,9 @@ def main() -> None:
             (med(s[0] for s in bright), med(s[1] for s in bright)),
             (med(s[0] for s in camera), med(s[1] for s in camera)),
         )
-    level = normal_level(args.data)
-    gap = {name: target_gap(p, low, level) for name, p in (("baseline", base), ("weights", pipe))}
+    level = normal_level(args.level_data)
+    base_level = level if args.baseline_level is None else args.baseline_level
+    gap = {"baseline": target_gap(base, low, base_level), "weights": target_gap(pipe, low, level)}
     skips = {}
     for label, extra in {"lite default": {}, **type(pipe).ablations}.items():
         rows = []
@@ -237,8 +255,9 @@ def main() -> None:
         f"{len(normal)} normal-light (mean luma 0.35-0.65) and {len(low)} low-light (at most "
         "0.22) frames, no references; medians. Auto-encoder: decode(E(y), skips(y)) against y "
         f"for the normal frames, weights {weights} against `{args.baseline}`; stage 2's "
-        f"target gap: median mean |sampled latent - relit target (level {level:.4f})| on the low "
-        "frames. Bright-skip transfer: decode(E(y), skips of a dark capture of y (linear x 0.1, "
+        f"target gap: median mean |sampled latent - relit target (level {level:.4f}, the mean "
+        f"latent of `{args.level_data}`; baseline {base_level:.4f})| on the low frames. "
+        "Bright-skip transfer: decode(E(y), skips of a dark capture of y (linear x 0.1, "
         "noise 0.01, 8 bits) brightened x 10) against y, the decoder's task at inference; "
         "camera-like: the same with sensor noise (shot 4.5e-4, read 1e-6) and a JPEG of "
         "quality 85 instead. "
