@@ -139,6 +139,22 @@ def measure_method(
     return res | {"status": "ok"}
 
 
+def host_floor(runs: int = 3) -> dict[str, float]:
+    """Whole-process seconds (median of ``runs`` after a warm-up) of ``python -c "import
+    torch"`` and ``lumen --version``: the host's floor under every ``lumen enhance`` row (torch's
+    import alone varies between machines of one kind), so tables of other days compare."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmds = {
+        "import torch": [sys.executable, "-c", "import torch"],
+        "lumen --version": [sys.executable, "-m", "lumen_cli", "--version"],
+    }
+    out = {}
+    for name, cmd in cmds.items():
+        timed_run(cmd, env)
+        out[name] = statistics.median(timed_run(cmd, env)["s"] for _ in range(max(runs, 1)))
+    return out
+
+
 def markdown(results: list[dict], threads: tuple[int, ...] = ()) -> list[str]:
     """The table of ``measure_method`` results."""
 
@@ -177,6 +193,7 @@ def main() -> None:
     ap.add_argument("--section", default="process", help="name of the section --out writes")
     args = ap.parse_args()
     threads = tuple(int(t) for t in args.threads.split(",") if t)
+    floor = host_floor(args.runs)
     with tempfile.TemporaryDirectory(prefix="lumen-proc-") as tmp:
         results = [
             measure_method(
@@ -193,7 +210,9 @@ def main() -> None:
             for m in args.methods.split(",")
         ]
     table = markdown(results, threads)
+    floor_text = ", ".join(f"`{k}` {v:.2f} s" for k, v in floor.items())
     print("\n".join(table))
+    print(f"host floor: {floor_text}")
     if args.out:
         import datetime as dt
         import shlex
@@ -225,7 +244,9 @@ def main() -> None:
             + "; s / 512² is the median of the runs after a warm-up, peak RSS as GNU "
             "`time` reports it (`%M`); 12 MP / 24 MP: one "
             "run on a generated dim photo with the default tiling; the batch column: "
-            f"{args.batch} 512² images in one process. '-': not measured.",
+            f"{args.batch} 512² images in one process. '-': not measured. This host's floor "
+            f"(whole processes, medians): {floor_text}; torch's import differs between "
+            "machines of one kind, so compare other days' tables after subtracting it.",
             "",
             *table,
         ]
