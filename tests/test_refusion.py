@@ -14,7 +14,8 @@ import torch
 from lumen_cli.diffusion import sde as S
 from lumen_cli.errors import UsageError
 from lumen_cli.methods.refusion import convert as C
-from lumen_cli.methods.refusion.pipeline import RefusionPipeline, encode_latent
+from lumen_cli.methods.refusion.pipeline import RefusionPipeline
+from lumen_cli.methods.refusion.windows import encode_latent
 from lumen_cli.pipelines.base import EnhanceOptions
 from tests.parity import close
 
@@ -263,13 +264,13 @@ def test_lite_seeded_and_tiled(lite):
 
 
 def test_strip_encoding_matches_whole(lite, monkeypatch):
-    from lumen_cli.methods.refusion import pipeline as P
+    from lumen_cli.methods.refusion import windows as W
 
     ae = lite.ae
     x = torch.rand(1, 3, 200, 96, generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
         whole = ae.encode(x)[0]
-        monkeypatch.setattr(P, "STRIP_PIXELS", 96 * 32)
+        monkeypatch.setattr(W, "STRIP_PIXELS", 96 * 32)
         strips = encode_latent(ae, x)
     assert strips.shape == whole.shape
     close(strips, whole, rel=1e-3)
@@ -463,7 +464,7 @@ def test_pool_latent_round_trip_and_low_frequency_change():
 def test_strip_encoding_of_the_toned_image(monkeypatch):
     """encode_latent(ae, x, m) in strips matches the whole image's latent of m(x) for a local
     m, here the tone prior's T with fixed curves."""
-    from lumen_cli.methods.refusion import pipeline as P
+    from lumen_cli.methods.refusion import windows as W
     from lumen_cli.prior.tone import curves_for, toned
 
     pipe = _built("lite")
@@ -472,7 +473,7 @@ def test_strip_encoding_of_the_toned_image(monkeypatch):
         curves = curves_for(pipe.nets, x)
         m = lambda img: toned(img, curves, noise=0.01)  # noqa: E731
         whole = pipe.ae.encode(m(x))[0]
-        monkeypatch.setattr(P, "STRIP_PIXELS", 96 * 32)
+        monkeypatch.setattr(W, "STRIP_PIXELS", 96 * 32)
         strips = encode_latent(pipe.ae, x, m)
     assert strips.shape == whole.shape
     # all but the last latent row, which also covers the padding (T of the padded strip there,

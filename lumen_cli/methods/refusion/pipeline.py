@@ -56,99 +56,24 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 
 from lumen_cli import tiling
 from lumen_cli.diffusion import sde as S
 from lumen_cli.errors import UsageError
+from lumen_cli.methods.refusion.presets import PRESETS
+from lumen_cli.methods.refusion.windows import (
+    MARGIN,
+    aligned_window,
+    crop_window,
+    encode_latent,
+    same_image,
+)
 from lumen_cli.pipelines.base import EnhanceOptions, Pipeline, Region, srgb_gain
 from lumen_cli.prior.finish import highlight_rolloff
-from lumen_cli.prior.tone import TONE_NET
 
-PAPER_NAF = {
-    "img_channel": 3,
-    "width": 64,
-    "enc_blk_nums": [1, 1, 1, 28],
-    "middle_blk_num": 1,
-    "dec_blk_nums": [1, 1, 1, 1],
-}
-PAPER_AE = {"in_ch": 3, "out_ch": 3, "ch": 8, "ch_mult": [4, 8, 8, 16], "embed_dim": 8}
-LITE_NAF = {**PAPER_NAF, "img_channel": 3, "width": 16, "enc_blk_nums": [1, 1, 1, 1]}
-LITE_NETS = {
-    "noise": ("refusion.nafnet", {**LITE_NAF, "global_skip": True, "prediction": "x0"}),
-    "pool": ("refusion.pool", {"factor": 8, "latent_scale": 10.0}),
-}
-PIXEL_NETS = {
-    "noise": (
-        "refusion.nafnet",
-        {**LITE_NAF, "stem": 2, "global_skip": True, "prediction": "x0"},
-    ),
-}
 DEFAULT_SAMPLER = "posterior"
 LITE_STEPS = 5  # default steps of the lite presets' x0-predicting net (chosen on sice/train)
 NOISE_STEPS = 20  # default steps of a noise-predicting net (paper presets, the first lite file)
-MARGIN = 32  # context (px, a multiple of 16) around a decoded tile and an encoded strip
-STRIP_PIXELS = 1 << 20  # pixels per row strip when a local auto-encoder encodes a large photo
-
-
-def has_attention(net: torch.nn.Module) -> bool:
-    from lumen_cli.methods.refusion.nets import LinearAttention
-
-    return any(isinstance(m, LinearAttention) for m in net.modules())
-
-
-def _ceil(n: int, m: int) -> int:
-    return -(-n // m) * m
-
-
-def _same(x: torch.Tensor) -> torch.Tensor:
-    return x
-
-
-def encode_latent(ae, x: torch.Tensor, mean_image=_same) -> torch.Tensor:
-    """The latent of ``mean_image(x)`` for the whole image (B,C,H/8,W/8 of the 16-padded size;
-    ``mean_image`` a local map, e.g. the tone prior's T). A local auto-encoder (no attention)
-    runs on row strips with MARGIN rows of context, bounding memory."""
-    H, W = x.shape[-2:]
-    m, f = ae.multiple, ae.multiple // 2
-    Hp, Wp = _ceil(H, m), _ceil(W, m)
-    rows = max(m, (STRIP_PIXELS // Wp) // m * m)
-    if has_attention(ae) or Hp <= rows + 2 * MARGIN:
-        return ae.encode(mean_image(x))[0]
-    parts = []
-    for sy0 in range(0, Hp, rows):
-        sy1 = min(Hp, sy0 + rows)
-        wy0, wy1 = max(0, sy0 - MARGIN), min(Hp, sy1 + MARGIN)
-        z = ae.encode(mean_image(tiling.extract(x, wy0, 0, wy1, Wp)))[0]
-        parts.append(z[..., (sy0 - wy0) // f : (sy1 - wy0) // f, :])
-    return torch.cat(parts, dim=-2)
-
-
-def aligned_window(
-    region: Region, hw: tuple[int, int], m: int, margin: int = 0
-) -> tuple[int, int, int, int]:
-    """The window (y0, x0, y1, x1) that covers ``region`` plus ``margin`` px inside the image,
-    with its start on the multiple-of-``m`` grid of the whole image and its size a multiple
-    of ``m`` that ends at most at the whole image's padded size: a net with stride ``m`` sees
-    in it the same blocks as in the whole (padded) image."""
-    H, W = hw
-    y0, x0, y1, x1 = region
-    ye, xe = min(y1, H), min(x1, W)
-    wy0, wx0 = max(0, (y0 - margin) // m * m), max(0, (x0 - margin) // m * m)
-    wy1 = min(_ceil(H, m), wy0 + _ceil(ye + margin - wy0, m))
-    wx1 = min(_ceil(W, m), wx0 + _ceil(xe + margin - wx0, m))
-    return wy0, wx0, wy1, wx1
-
-
-def crop_window(
-    out: torch.Tensor, win: tuple[int, int, int, int], region: Region, hw: tuple[int, int]
-) -> torch.Tensor:
-    """``region`` of a window's output (its rows / columns past the image repeat the edge)."""
-    H, W = hw
-    y0, x0, y1, x1 = region
-    ye, xe = min(y1, H), min(x1, W)
-    out = out[..., y0 - win[0] : ye - win[0], x0 - win[1] : xe - win[1]]
-    return F.pad(out, (0, x1 - xe, 0, y1 - ye), mode="replicate")
 
 
 def apply_exposure(out: torch.Tensor, exposure: float | None) -> torch.Tensor:
@@ -164,17 +89,7 @@ class RefusionPipeline(Pipeline):
     method: ClassVar[str] = "refusion"
     size_multiple: ClassVar[int] = 16
     default_steps: ClassVar[int | None] = LITE_STEPS
-    presets: ClassVar[dict[str, dict[str, tuple[str, dict[str, Any]]]]] = {
-        "paper": {"noise": ("refusion.nafnet", PAPER_NAF)},
-        "paper-latent": {
-            "noise": ("refusion.nafnet", {**PAPER_NAF, "img_channel": 8, "global_skip": True}),
-            "ae": ("refusion.unet", PAPER_AE),
-        },
-        "lite": {"tone": TONE_NET, **LITE_NETS},
-        "lite-input": LITE_NETS,
-        "lite-pixel": {"tone": TONE_NET, **PIXEL_NETS},
-        "lite-pixel-input": PIXEL_NETS,
-    }
+    presets: ClassVar[dict[str, dict[str, tuple[str, dict[str, Any]]]]] = PRESETS
     default_preset: ClassVar[str] = "lite"
     memory_per_pixel: ClassVar[int] = 4096
     min_overlap: ClassVar[int] = 32
@@ -275,7 +190,7 @@ class RefusionPipeline(Pipeline):
         """The local map m from image to the image the SDE's mean is encoded from: the tone
         prior's T with the whole image's curves and noise level (lite), else the identity."""
         if "curves" not in ctx:
-            return _same
+            return same_image
         from lumen_cli.prior.tone import toned
 
         def m(img: torch.Tensor) -> torch.Tensor:
