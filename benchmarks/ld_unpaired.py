@@ -48,8 +48,8 @@ from sections import write_section  # noqa: E402
 
 MARK = "<!-- ld-unpaired -->"
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "sice" / "unpaired"
-# the normal-light photos whose mean latent is the recipe's stage-2 level (used unpaired)
-DEFAULT_LEVEL_DATA = HERE.parent.parent / "shared" / "data" / "sice" / "train" / "high"
+# its high/ holds the normal-light photos whose mean latent is the recipe's stage-2 level
+DEFAULT_LEVEL_DATA = HERE.parent.parent / "shared" / "data" / "sice" / "train"
 
 
 def split_frames(files, every: int, limit: int) -> tuple[list, list]:
@@ -160,14 +160,15 @@ def target_gap(pipe, low, level: float, steps: int = 20) -> float:
 
 
 def normal_level(data: Path) -> float:
-    """Mean ``latent_anchor`` (gamma 2.2) over the normal-light photos of ``data``: every
-    image of a folder of them (``sice/train/high``, the recipe's), or the normal frames of a flat
-    folder split by the trainer's rule (``unpaired_files``): the fixed level of stage 2."""
+    """Mean ``latent_anchor`` (gamma 2.2) over the normal-light photos of ``data`` as the
+    trainer finds them (``unpaired_files``: ``data/high`` or ``data/normal``, e.g. sice/train's
+    references, else a flat folder's normal frames split by mean luma): the fixed level of
+    stage 2."""
     from lumen_cli.methods.lighten_diffusion.train import latent_anchor
     from lumen_cli.train import evaluate as E
     from lumen_cli.train.data import unpaired_files
 
-    _, normals = unpaired_files(data, normal=data if data.name in ("high", "normal") else None)
+    _, normals = unpaired_files(data)
     with torch.no_grad():
         return statistics.mean(float(latent_anchor(E.read_pixels(f), 2.2).mean()) for f in normals)
 
@@ -189,8 +190,8 @@ def main() -> None:
         "--level-data",
         type=Path,
         default=DEFAULT_LEVEL_DATA,
-        help="normal-light photos that set stage 2's level: a folder of them, or a flat folder "
-        "whose normal frames are split as the trainer splits it",
+        help="the normal-light photos that set stage 2's level, found as the trainer finds "
+        "them: DIR/high (or DIR/normal), else a flat folder's normal frames",
     )
     ap.add_argument(
         "--baseline-level",
@@ -256,7 +257,8 @@ def main() -> None:
         "0.22) frames, no references; medians. Auto-encoder: decode(E(y), skips(y)) against y "
         f"for the normal frames, weights {weights} against `{args.baseline}`; stage 2's "
         f"target gap: median mean |sampled latent - relit target (level {level:.4f}, the mean "
-        f"latent of `{args.level_data}`; baseline {base_level:.4f})| on the low frames. "
+        f"latent of `{args.level_data}`'s normal-light photos; baseline {base_level:.4f})| on "
+        "the low frames. "
         "Bright-skip transfer: decode(E(y), skips of a dark capture of y (linear x 0.1, "
         "noise 0.01, 8 bits) brightened x 10) against y, the decoder's task at inference; "
         "camera-like: the same with sensor noise (shot 4.5e-4, read 1e-6) and a JPEG of "

@@ -57,6 +57,11 @@ def timed_run(cmd: list[str], env: dict | None = None, timeout: float = 1800) ->
     return {"s": wall, "rss_mb": rss, "rc": p.returncode, "stderr": text[-500:]}
 
 
+def child_env() -> dict:
+    """The environment of a measured process: this one's, with the repository on PYTHONPATH."""
+    return {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
 def make_image(path: Path, hw: tuple[int, int], source: Path | None = None, seed: int = 0) -> Path:
     """A dim test picture of size ``hw`` at ``path`` (PNG): the centre of ``source`` when it is
     large enough, else a smooth dim random field with fine noise."""
@@ -102,7 +107,7 @@ def measure_method(
     """Whole-process figures of one method: median of ``runs`` after a warm-up at 512x512,
     one run each at the ``big`` sizes, a batch of ``batch`` 512x512 images in one process
     (images per minute), and 512x512 medians at each thread count of ``threads``."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = child_env()
     img = work / "in512.png"
     if not img.exists():
         make_image(img, SIZES["512"], source)
@@ -143,7 +148,7 @@ def host_floor(runs: int = 3) -> dict[str, float]:
     """Whole-process seconds (median of ``runs`` after a warm-up) of ``python -c "import
     torch"`` and ``lumen --version``: the host's floor under every ``lumen enhance`` row (torch's
     import alone varies between machines of one kind), so tables of other days compare."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = child_env()
     cmds = {
         "import torch": [sys.executable, "-c", "import torch"],
         "lumen --version": [sys.executable, "-m", "lumen_cli", "--version"],
