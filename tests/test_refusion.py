@@ -447,6 +447,37 @@ def test_sde_stage_caches_the_mean_latent_of_whole_images(monkeypatch):
     torch.testing.assert_close(RT.endpoints(nets, *RT.pair(nets, batch, None))[0], want)
 
 
+def test_match_luma_target_has_the_mean_images_luma(monkeypatch):
+    """sde_loss(match_luma=True): the clean end is the reference under one linear gain that
+    gives it the mean image's mean luma, on whole images (cached latents) and on crops; a mean
+    of more than 3 channels (a learned auto-encoder's latent) is refused."""
+    from lumen_cli.methods.refusion import train as RT
+    from lumen_cli.ops.color import luma
+
+    pipe = _built("lite")
+    nets = dict(pipe.nets.items())
+    ae = RT.latent_net(nets)
+    low, high = torch.rand(2, 3, 48, 64) * 0.2, torch.rand(2, 3, 48, 64) * 0.5
+    mean = RT.mean_image(nets, low)
+    matched = RT.luma_matched(high, ae.encode(mean)[0] / ae.latent_scale)
+    close(luma(matched).mean((1, 2, 3)), luma(mean).mean((1, 2, 3)), rel=1e-3)
+    ratio = ((matched / high.clamp_min(1e-3)) ** 2.2)[0][high[0] > 0.05]  # one linear gain
+    assert float(ratio.std() / ratio.mean()) < 1e-3
+    seen = []
+    monkeypatch.setattr(RT.S, "q_sample", lambda x0, *a: seen.append(x0) or x0)
+    batch = {"low": low, "high": high}
+    for crop in (None, 32):
+        torch.manual_seed(0)
+        RT.sde_loss(nets, batch, 0, crop=crop, match_luma=True)
+        torch.manual_seed(0)
+        RT.sde_loss(nets, batch, 0, crop=crop)
+        matched_x0, plain_x0 = seen[-2:]
+        assert not torch.allclose(matched_x0, plain_x0)
+    close(luma(seen[0] / ae.latent_scale).mean((1, 2, 3)), luma(mean).mean((1, 2, 3)), rel=2e-3)
+    with pytest.raises(ValueError, match="3-channel"):
+        RT.luma_matched(high, torch.rand(2, 8, 6, 8))
+
+
 def test_pool_latent_round_trip_and_low_frequency_change():
     from lumen_cli.methods.refusion.nets import PoolLatent
 

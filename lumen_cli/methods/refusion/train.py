@@ -148,17 +148,45 @@ def mean_latents(nets, ae, low: torch.Tensor) -> torch.Tensor:
     return torch.stack([got[k] for k in keys])
 
 
-def sde_loss(nets, batch, step, sched: S.IRSDESchedule = SCHEDULE, crop: int | None = None):
+def luma_matched(high: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """``high`` (B,3,H,W) under the one linear-light gain per image that gives it the mean luma
+    of ``mean`` (the SDE's mean image, or a block-mean latent of it: the same mean luma)."""
+    from lumen_cli.ops.color import luma
+    from lumen_cli.prior.tone import match_luma
+
+    if mean.shape[1] != 3:
+        raise ValueError("match_luma needs a 3-channel mean image or latent (the lite presets)")
+    return match_luma(high.float(), luma(mean.float()).mean((1, 2, 3)))
+
+
+def sde_loss(
+    nets,
+    batch,
+    step,
+    sched: S.IRSDESchedule = SCHEDULE,
+    crop: int | None = None,
+    match_luma: bool = False,
+):
     """The maximum-likelihood loss |reverse_step(x_t, eps_hat) - x*_{t-1}|_1 (mean); for an
     x0-predicting net (lite) |x̂_0 − x_0|_1 (mean). t ~ U{1..T}, or U{1..t_max} for a net
     with ``t_max``. On a ``crop`` of the mean image (``pair``);
-    latent presets on whole images take the mean's latent from ``mean_latents``' cache."""
-    ae, low = latent_net(nets), batch["low"]
+    latent presets on whole images take the mean's latent from ``mean_latents``' cache.
+
+    ``match_luma`` (lumen addition, mean images of 3 channels: the lite presets): the clean end
+    is the normal-light image brought to the mean image's mean luma (``luma_matched``), so the
+    net learns local exposure, contrast and colour around the brightness T(x) chose, not the
+    brightness of each training reference (a SICE reference's exposure is the bracket frame
+    that happened to be chosen, which the low frame does not predict: benchmarks/CEILING.md)."""
+    ae, low, high = latent_net(nets), batch["low"], batch["high"]
     if ae is not None and (crop is None or crop >= min(low.shape[-2:])):
         with torch.no_grad():
-            mu, x0 = mean_latents(nets, ae, low), ae.encode(batch["high"])[0].float()
+            mu = mean_latents(nets, ae, low)
+            if match_luma:
+                high = luma_matched(high, mu / ae.latent_scale)
+            x0 = ae.encode(high)[0].float()
     else:
-        mu, x0 = endpoints(nets, *pair(nets, batch, crop))
+        mean, high = pair(nets, batch, crop)
+        mu, x0 = endpoints(nets, mean, luma_matched(high, mean) if match_luma else high)
     b = mu.shape[0]
     t_max = getattr(nets["noise"], "t_max", None) or sched.T
     t = torch.randint(1, t_max + 1, (b,))
