@@ -476,6 +476,15 @@ def test_match_luma_target_has_the_mean_images_luma(monkeypatch):
     close(luma(seen[0] / ae.latent_scale).mean((1, 2, 3)), luma(mean).mean((1, 2, 3)), rel=2e-3)
     with pytest.raises(ValueError, match="3-channel"):
         RT.luma_matched(high, torch.rand(2, 8, 6, 8))
+    # whole images: the matched latent is memoised per (image, mean), computed once
+    mu, high = ae.encode(mean)[0], torch.rand(2, 3, 48, 64) * 0.4  # images not seen above
+    want = ae.encode(RT.luma_matched(high, mu / ae.latent_scale))[0]
+    real, calls = RT.luma_matched, []
+    monkeypatch.setattr(RT, "luma_matched", lambda h, m: calls.append(len(h)) or real(h, m))
+    torch.testing.assert_close(RT.matched_latents(ae, high[:1], mu[:1]), want[:1])
+    torch.testing.assert_close(RT.matched_latents(ae, high, mu), want)
+    torch.testing.assert_close(RT.matched_latents(ae, high, mu), want)
+    assert calls == [1, 1]  # the first image once, then only the second
 
 
 def test_pool_latent_round_trip_and_low_frequency_change():

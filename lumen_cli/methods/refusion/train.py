@@ -159,6 +159,25 @@ def luma_matched(high: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     return match_luma(high.float(), luma(mean.float()).mean((1, 2, 3)))
 
 
+@torch.no_grad()
+def matched_latents(ae, high: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """(B,C,h,w) ``ae.encode(luma_matched(high, mu / ae.latent_scale))`` of whole images,
+    memoised per (image, mean luma) as ``mean_latents`` (matching a whole image's luma costs
+    ten full-size passes; each training image and flip meets the same frozen T(x))."""
+    cache = ae.__dict__.setdefault("_lumen_matched_cache", {})
+    scale = ae.latent_scale
+    keys = [_key(h) + _key(m) for h, m in zip(high, mu)]
+    todo = [i for i, k in enumerate(keys) if k not in cache]
+    got = {}
+    if todo:
+        z = ae.encode(luma_matched(high[todo], mu[todo] / scale))[0].float()
+        for i, zi in zip(todo, z):
+            got[keys[i]] = zi
+            if len(cache) * zi.numel() * 4 < MEAN_CACHE_BYTES:
+                cache[keys[i]] = zi.cpu()
+    return torch.stack([got[k] if k in got else cache[k].to(high.device) for k in keys])
+
+
 def sde_loss(
     nets,
     batch,
@@ -181,9 +200,7 @@ def sde_loss(
     if ae is not None and (crop is None or crop >= min(low.shape[-2:])):
         with torch.no_grad():
             mu = mean_latents(nets, ae, low)
-            if match_luma:
-                high = luma_matched(high, mu / ae.latent_scale)
-            x0 = ae.encode(high)[0].float()
+            x0 = matched_latents(ae, high, mu) if match_luma else ae.encode(high)[0].float()
     else:
         mean, high = pair(nets, batch, crop)
         mu, x0 = endpoints(nets, mean, luma_matched(high, mean) if match_luma else high)
