@@ -15,8 +15,10 @@ ABOUT = {
     "net predicts x0. The tone prior gives most of the score: T(x) alone scores 22.60 dB / "
     "0.7835 on sice/val, the same recipe without it (lite-input, mu = x, 6000 SDE steps) "
     "20.20 / 0.638. The SDE net moves T(x)'s local exposure and colour by 3.6 of 255 "
-    "levels (median) and scores the same as T(x) on sice/val (+0.18 dB on sice/train) "
-    "(benchmarks/NOTES.md, BENCHMARKS.md refusion section)",
+    "levels (median) and scores the same as T(x) on sice/val (+0.18 dB on sice/train), "
+    "and the same recipe trained on half of sice/train's scenes adds +0.02 dB on the other "
+    "half (trained on references at T(x)'s brightness, sde.loss_args.match_luma: 0.22 dB "
+    "below T(x), so not used) (benchmarks/NOTES.md, BENCHMARKS.md refusion section)",
     "paper weights": "the authors' Refusion files (github.com/Algolzw/image-restoration-sde) "
     "are for other tasks (deshadowing, dehazing); `lumen weights convert refusion FILE.pth` "
     "(both latent files for paper-latent) loads them for parity or fine-tuning",
