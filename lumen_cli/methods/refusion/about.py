@@ -18,7 +18,8 @@ ABOUT = {
     "levels (median) and scores the same as T(x) on sice/val (+0.18 dB on sice/train), "
     "and the same recipe trained on half of sice/train's scenes adds +0.02 dB on the other "
     "half (trained on references at T(x)'s brightness, sde.loss_args.match_luma: 0.22 dB "
-    "below T(x), so not used) (benchmarks/NOTES.md, BENCHMARKS.md refusion section)",
+    "below T(x); on means of an out-of-fold tone net: 0.37 dB below; neither used) "
+    "(benchmarks/NOTES.md, BENCHMARKS.md refusion section)",
     "paper weights": "the authors' Refusion files (github.com/Algolzw/image-restoration-sde) "
     "are for other tasks (deshadowing, dehazing); `lumen weights convert refusion FILE.pth` "
     "(both latent files for paper-latent) loads them for parity or fine-tuning",
