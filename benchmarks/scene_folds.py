@@ -32,16 +32,17 @@ def make_folds(data: Path, out: Path, folds: int = 2) -> dict[str, int]:
     """Write ``out``/A, B, ... (``folds`` of them), each with low/ and high/ links to the
     pairs of the scenes whose number is that fold's index modulo ``folds``; returns the number
     of pairs per fold."""
-    data, counts = data.resolve(), {}
-    names = sorted(p.name for p in (data / "low").iterdir() if (data / "high" / p.name).exists())
+    from lumen_cli.train.data import paired_files
+
+    pairs, counts = paired_files(data.resolve()), {}
     for i, letter in enumerate(string.ascii_uppercase[:folds]):
-        mine = [n for n in names if scene_of(n) % folds == i]
-        for sub in ("low", "high"):
+        mine = [pair for pair in pairs if scene_of(pair[0].name) % folds == i]
+        for sub, k in (("low", 0), ("high", 1)):
             (out / letter / sub).mkdir(parents=True, exist_ok=True)
-            for n in mine:
-                link = out / letter / sub / n
+            for pair in mine:
+                link = out / letter / sub / pair[0].name  # the trainer pairs by name
                 if not link.is_symlink():
-                    link.symlink_to(data / sub / n)
+                    link.symlink_to(pair[k])
         counts[letter] = len(mine)
     return counts
 

@@ -130,22 +130,33 @@ def endpoints(nets, low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor
     return mu, x0
 
 
-@torch.no_grad()
-def mean_latents(nets, ae, low: torch.Tensor) -> torch.Tensor:
-    """(B,C,h,w) latents of the mean images of a batch of whole images, ``ae.encode(
-    mean_image(low))``, memoised per image by its bytes. The tone prior and the auto-encoder are
-    frozen in the SDE stage, so each distinct training image (each flip / rotation of it) is
-    toned and encoded once; the cache lives on ``ae`` and holds at most MEAN_CACHE_BYTES."""
-    cache = ae.__dict__.setdefault("_lumen_mean_cache", {})
-    keys = [_key(im) for im in low]
-    got = {k: cache[k].to(low.device) for k in keys if k in cache}
+def memoised_latents(ae, name: str, keys: list[bytes], compute, device) -> torch.Tensor:
+    """Stack of one latent per key: cached ones from ``ae``'s cache ``name``, the others from
+    ``compute(indices)`` (their (n,C,h,w) latents), then cached while the cache holds less
+    than MEAN_CACHE_BYTES. The SDE stage's frozen nets make each key's latent fixed."""
+    cache = ae.__dict__.setdefault(name, {})
+    got = {k: cache[k].to(device) for k in keys if k in cache}
     todo = [i for i, k in enumerate(keys) if k not in got]
     if todo:
-        for i, z in zip(todo, ae.encode(mean_image(nets, low[todo]))[0].float()):
+        for i, z in zip(todo, compute(todo)):
             got[keys[i]] = z
             if len(cache) * z.numel() * 4 < MEAN_CACHE_BYTES:
                 cache[keys[i]] = z.cpu()
     return torch.stack([got[k] for k in keys])
+
+
+@torch.no_grad()
+def mean_latents(nets, ae, low: torch.Tensor) -> torch.Tensor:
+    """(B,C,h,w) latents of the mean images of a batch of whole images, ``ae.encode(
+    mean_image(low))``, memoised per image by its bytes (``memoised_latents``). The tone prior
+    and the auto-encoder are frozen in the SDE stage, so each distinct training image (each
+    flip / rotation of it) is toned and encoded once."""
+    keys = [_key(im) for im in low]
+
+    def encode(idx):
+        return ae.encode(mean_image(nets, low[idx]))[0].float()
+
+    return memoised_latents(ae, "_lumen_mean_cache", keys, encode, low.device)
 
 
 def luma_matched(high: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
@@ -162,20 +173,14 @@ def luma_matched(high: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def matched_latents(ae, high: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
     """(B,C,h,w) ``ae.encode(luma_matched(high, mu / ae.latent_scale))`` of whole images,
-    memoised per (image, mean luma) as ``mean_latents`` (matching a whole image's luma costs
-    ten full-size passes; each training image and flip meets the same frozen T(x))."""
-    cache = ae.__dict__.setdefault("_lumen_matched_cache", {})
-    scale = ae.latent_scale
+    memoised per (image, mean) as ``mean_latents`` (matching a whole image's luma takes ten
+    full-size passes; each training image and flip meets the same frozen T(x))."""
     keys = [_key(h) + _key(m) for h, m in zip(high, mu)]
-    todo = [i for i, k in enumerate(keys) if k not in cache]
-    got = {}
-    if todo:
-        z = ae.encode(luma_matched(high[todo], mu[todo] / scale))[0].float()
-        for i, zi in zip(todo, z):
-            got[keys[i]] = zi
-            if len(cache) * zi.numel() * 4 < MEAN_CACHE_BYTES:
-                cache[keys[i]] = zi.cpu()
-    return torch.stack([got[k] if k in got else cache[k].to(high.device) for k in keys])
+
+    def encode(idx):
+        return ae.encode(luma_matched(high[idx], mu[idx] / ae.latent_scale))[0].float()
+
+    return memoised_latents(ae, "_lumen_matched_cache", keys, encode, high.device)
 
 
 def sde_loss(
