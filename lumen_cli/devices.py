@@ -167,6 +167,29 @@ def configure_cpu(threads: int | None = None) -> None:
     _configured = True
 
 
+MAX_TILE_WORKERS = 2  # tiles run at once on a CPU (benchmarks/NOTES.md, 2026-12-08)
+
+
+def tile_workers(device: torch.device, tiles: int) -> int:
+    """How many tiles of one image run at once: on a CPU, up to MAX_TILE_WORKERS (or
+    $LUMEN_TILE_WORKERS; 1: one after another) and no more than the threads, the tiles after
+    the first, and 1 on a GPU, where one tile already fills the device. Each worker then runs
+    its operations on threads / workers threads: the small feature maps of a tile's U-Nets
+    keep two threads of one operation waiting for each other, two tiles do not."""
+    if device.type != "cpu" or tiles < 3:
+        return 1
+    limit = int(os.environ.get("LUMEN_TILE_WORKERS", "0") or 0) or MAX_TILE_WORKERS
+    return max(1, min(limit, torch.get_num_threads(), tiles - 1))
+
+
+def init_worker(threads: int) -> None:
+    """Set up a thread that runs tiles: its share of the operation threads (a process-wide
+    setting, restored by the runner) and, as ``configure_cpu`` does, flushed subnormals (a
+    per-thread CPU flag)."""
+    torch.set_flush_denormal(True)
+    torch.set_num_threads(max(1, threads))
+
+
 def describe(device: torch.device, dtype: torch.dtype) -> str:
     name = str(device)
     if device.type == "cuda":

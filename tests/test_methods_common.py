@@ -51,6 +51,15 @@ def linear_light(y: torch.Tensor) -> float:
     return float(srgb_to_linear(y.double()).mean())
 
 
+def tiled_case(pipe, dim_image) -> tuple[torch.Tensor, int, int]:
+    """(image, tile, overlap): the smallest tiles the method allows, at least 2 x 3 of them."""
+    overlap = max(16, pipe.min_overlap)
+    mult = max(1, pipe.size_multiple)
+    tile = 2 * overlap + 2 * mult
+    tile -= tile % mult
+    return image(dim_image, tile + tile // 2, 2 * tile), tile, overlap
+
+
 @pytest.fixture(params=sorted(METHODS))
 def method(request):
     return request.param
@@ -72,11 +81,7 @@ def test_output_shape_and_range(method, dim_image):
 
 def test_tiled_equals_untiled(method, dim_image):
     pipe = pipeline(method)
-    overlap = max(16, pipe.min_overlap)
-    mult = max(1, pipe.size_multiple)
-    tile = 2 * overlap + 2 * mult
-    tile -= tile % mult
-    x = image(dim_image, tile + tile // 2, 2 * tile)  # at least 2 x 3 tiles
+    x, tile, overlap = tiled_case(pipe, dim_image)
     whole = run(pipe, x)
     tiled = run(pipe, x, tile=tile, overlap=overlap)
     err = (whole - tiled).abs()
@@ -85,6 +90,24 @@ def test_tiled_equals_untiled(method, dim_image):
     # tiles; the bulk of the picture must agree
     assert float(err.mean()) < 1 / 255, float(err.mean())
     assert float(torch.quantile(err.flatten(), 0.999)) < 8 / 255 and float(err.max()) < 24 / 255
+
+
+def test_tiles_in_parallel_equal_tiles_in_turn(method, dim_image, monkeypatch):
+    """The runner's tile workers (two tiles at once on a CPU, one thread each) give the picture
+    of one tile after another on two threads: the same arithmetic, up to fp32 rounding."""
+    pipe = pipeline(method)
+    x, tile, overlap = tiled_case(pipe, dim_image)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        monkeypatch.setenv("LUMEN_TILE_WORKERS", "1")
+        in_turn = run(pipe, x, tile=tile, overlap=overlap)
+        monkeypatch.setenv("LUMEN_TILE_WORKERS", "2")
+        parallel = run(pipe, x, tile=tile, overlap=overlap)
+        assert torch.get_num_threads() == 2  # the workers' share is given back
+    finally:
+        torch.set_num_threads(threads)
+    assert float((in_turn - parallel).abs().max()) < 1e-4
 
 
 def test_same_seed_same_picture(method, dim_image):

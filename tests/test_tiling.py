@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from lumen_cli import tiling
@@ -91,3 +92,72 @@ def test_auto_tile_bounded():
     assert tiling.auto_tile(64, 64, 400, dev) is None
     t = tiling.auto_tile(6000, 4000, 10**6, dev, multiple=16)
     assert t is not None and t % 16 == 0 and 128 <= t <= 2048
+
+
+def test_in_order_runs_the_first_item_here_then_the_rest_in_parallel_in_order():
+    import threading
+    import time
+
+    from lumen_cli.pipelines.run import in_order
+
+    here = threading.get_ident()
+    live, peak, lock = [0], [0], threading.Lock()
+
+    def fn(i, delay):
+        with lock:
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        time.sleep(delay)
+        with lock:
+            live[0] -= 1
+        return i, threading.get_ident(), torch.get_num_threads()
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        items = [(i, 0.02 * ((i * 7) % 3)) for i in range(9)]  # uneven: finish out of order
+        out = list(in_order(fn, items, workers=2))
+        assert torch.get_num_threads() == 2  # restored after the workers took one each
+    finally:
+        torch.set_num_threads(threads)
+    assert [o[0] for o in out] == list(range(9))
+    assert out[0][1] == here and all(o[1] != here for o in out[1:])
+    assert all(o[2] == 1 for o in out[1:])  # each worker: threads // workers
+    assert peak[0] == 2
+    assert [o[0] for o in in_order(fn, items[:3], workers=1)] == [0, 1, 2]
+
+
+def test_in_order_raises_a_worker_error_and_stops():
+    from lumen_cli.pipelines.run import in_order
+
+    def fn(i):
+        if i == 3:
+            raise ValueError("tile 3")
+        return i
+
+    got = []
+    with pytest.raises(ValueError, match="tile 3"):
+        for r in in_order(fn, [(i,) for i in range(8)], workers=2):
+            got.append(r)
+    assert got == [0, 1, 2]
+
+
+def test_tile_workers_policy(monkeypatch):
+    from lumen_cli.devices import tile_workers
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cpu = torch.device("cpu")
+        monkeypatch.delenv("LUMEN_TILE_WORKERS", raising=False)
+        assert tile_workers(cpu, 2) == 1  # one tile after the first: nothing to share
+        assert tile_workers(cpu, 48) == 2
+        monkeypatch.setenv("LUMEN_TILE_WORKERS", "1")
+        assert tile_workers(cpu, 48) == 1
+        monkeypatch.setenv("LUMEN_TILE_WORKERS", "8")
+        assert tile_workers(cpu, 48) == 2  # never more than the threads
+        torch.set_num_threads(1)
+        assert tile_workers(cpu, 48) == 1
+        assert tile_workers(torch.device("cuda"), 48) == 1
+    finally:
+        torch.set_num_threads(threads)

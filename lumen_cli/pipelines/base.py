@@ -133,6 +133,9 @@ class Pipeline:
     # True where the method's convolutions run faster on channels-last (NHWC) tensors: the loader
     # then stores its nets so and the runner hands it channels-last tiles (same values)
     channels_last: ClassVar[bool] = False
+    # False where a tile's work is too light to share the CPU between tiles (its Python and
+    # memory traffic then dominate): the runner runs its tiles one after another on all threads
+    parallel_tiles: ClassVar[bool] = True
     # lumen additions that an ``EnhanceOptions.extra`` switches off, by name, e.g.
     # {"without bright skips": {"bright_skips": False}} (benchmarks/ablation.py measures them)
     ablations: ClassVar[dict[str, dict]] = {}

@@ -135,27 +135,30 @@ def _run_tiled(pipe, x, opts, call, channels, tile, overlap, precision):
         xs = tiling.split_1d(W, tile or W, overlap, mult)
         wy_sum = tiling.weight_sum_1d(H, ys)
         wx_sum = tiling.weight_sum_1d(W, xs)
+        regions = [(y0, y1, x0, x1) for y0, y1 in ys for x0, x1 in xs]
+
+        def run_tile(y0, y1, x0, x1):
+            py1 = tiling.padded_window(y0, y1, mult)[1]
+            px1 = tiling.padded_window(x0, x1, mult)[1]
+            t = tiling.extract(x, y0, x0, py1, px1).to(device, torch.float32)
+            if pipe.channels_last:
+                t = t.contiguous(memory_format=torch.channels_last)
+            region = (y0, x0, py1, px1)
+            with torch.inference_mode():  # per thread, as autocast inside _with_fallback
+                return _with_fallback(lambda d: call(t, ctx, region), device, dtype)
+
         outs: dict[str, torch.Tensor] = {}
-        n, done = len(ys) * len(xs), 0
-        for y0, y1 in ys:
-            for x0, x1 in xs:
-                py1 = tiling.padded_window(y0, y1, mult)[1]
-                px1 = tiling.padded_window(x0, x1, mult)[1]
-                t = tiling.extract(x, y0, x0, py1, px1).to(device, torch.float32)
-                if pipe.channels_last:
-                    t = t.contiguous(memory_format=torch.channels_last)
-                region = (y0, x0, py1, px1)
-                res = _with_fallback(
-                    lambda d, t=t, region=region: call(t, ctx, region), device, dtype
-                )
-                w = tiling.ramp_1d(y0, y1, H, ys)[:, None] * tiling.ramp_1d(x0, x1, W, xs)[None]
-                for k, v in res.items():
-                    v = v[0, :, : y1 - y0, : x1 - x0].float().cpu()
-                    if k not in outs:
-                        outs[k] = torch.zeros(H, W, v.shape[0])
-                    outs[k][y0:y1, x0:x1] += (v * w).permute(1, 2, 0)
-                done += 1
-                opts.report("tile", done, n)
+        workers = devices.tile_workers(device, len(regions)) if pipe.parallel_tiles else 1
+        for done, ((y0, y1, x0, x1), res) in enumerate(
+            zip(regions, in_order(run_tile, regions, workers)), 1
+        ):
+            w = tiling.ramp_1d(y0, y1, H, ys)[:, None] * tiling.ramp_1d(x0, x1, W, xs)[None]
+            for k, v in res.items():
+                v = v[0, :, : y1 - y0, : x1 - x0].float().cpu()
+                if k not in outs:
+                    outs[k] = torch.zeros(H, W, v.shape[0])
+                outs[k][y0:y1, x0:x1] += (v * w).permute(1, 2, 0)
+            opts.report("tile", done, len(regions))
         del gen
         norm = (wy_sum[:, None] * wx_sum[None]).unsqueeze(-1)
         result = {}
@@ -163,6 +166,39 @@ def _run_tiled(pipe, x, opts, call, channels, tile, overlap, precision):
             acc.div_(norm).clamp_(0, 1)
             result[k] = acc.permute(2, 0, 1).unsqueeze(0)
     return result
+
+
+def in_order(fn, items: list[tuple], workers: int = 1):
+    """Yield ``fn(*item)`` for each item, in order. With ``workers`` > 1 the first item runs
+    here (a pipeline may fill its context lazily at its first tile, e.g. the whole image's
+    light), then the rest on that many threads, each running its operations on its share of
+    torch's threads (``devices.init_worker``); at most 2 x ``workers`` items are in flight or
+    waiting to be taken, so memory stays bounded. The caller's thread count is restored at
+    the end. Each item's result is the one it has when run alone on as many threads."""
+    if workers <= 1 or len(items) < 2:
+        yield from (fn(*item) for item in items)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+    from itertools import islice
+
+    yield fn(*items[0])
+    threads = torch.get_num_threads()
+    pool = ThreadPoolExecutor(
+        workers, "lumen-tile", initializer=devices.init_worker, initargs=(threads // workers,)
+    )
+    try:
+        rest = iter(items[1:])
+        pending = deque(pool.submit(fn, *item) for item in islice(rest, 2 * workers))
+        while pending:
+            result = pending.popleft().result()
+            item = next(rest, None)
+            if item is not None:
+                pending.append(pool.submit(fn, *item))
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(threads)
 
 
 def _finite(obj) -> bool:

@@ -132,6 +132,7 @@ class LLDiffusionPipeline(Pipeline):
     presets: ClassVar = PRESETS
     default_preset = "lite"
     memory_per_pixel = 3072
+    parallel_tiles = False  # two tiles at once: no faster at 12 MP, more memory (NOTES)
     min_overlap = 128
     decomposes: ClassVar[bool] = False
 

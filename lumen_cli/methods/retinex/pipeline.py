@@ -34,6 +34,7 @@ class RetinexPipeline(Pipeline):
     memory_per_pixel = 600
     min_overlap = 6 * CHROMA_RADIUS  # guided filter reach 2r, and the feathering ramp around it
     reduced_precision = False  # cheap arithmetic; fp32 keeps the illumination solve exact
+    parallel_tiles = False  # element-wise filters: two tiles at once were slower (NOTES)
     exposure_doc = "the target mean luma times exposure^(1/2.2) (the gain stays >= 1: never darker)"
 
     def analyze(self, x: torch.Tensor, opts: EnhanceOptions, generator) -> dict:
