@@ -235,3 +235,21 @@ def test_rda_x0_estimates_keep_the_tone_bases_low_frequencies():
     drift = []
     rda_denoiser(Shifted(), base, drift=drift).model_fn(feats)(feats, gm)
     assert len(drift) == 1 and abs(float(drift[0]) - 0.2) < 0.02
+
+
+def test_mdla_fuses_each_of_q_k_v_over_the_three_kernels():
+    """MDLA's fused maps are fuse_q(cat of the 3x3, 5x5, 7x7 depth-wise q maps), and so for k
+    and v (the paper's multi-scale attention), whatever the grouped form computing them."""
+    from lumen_cli.methods.diff_retinex.nets import MDLA, channel_attention
+
+    torch.manual_seed(0)
+    m = MDLA(32, 2)
+    x = torch.randn(2, 32, 20, 24)
+    parts = [conv(m.qkv(x)).chunk(3, dim=1) for conv in m.dw]
+    q, k, v = (
+        f(torch.cat([p[i] for p in parts], 1)) for i, f in enumerate((m.fuse_q, m.fuse_k, m.fuse_v))
+    )
+    want = m.out(channel_attention(q, k, v, m.heads, m.temperature))
+    assert torch.allclose(m(x), want, atol=1e-5)
+    m(x).sum().backward()  # every fuse weight is trained
+    assert all(f.weight.grad is not None for f in (m.fuse_q, m.fuse_k, m.fuse_v))

@@ -62,12 +62,17 @@ class MDLA(nn.Module):
         self.out = nn.Conv2d(dim, dim, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
         base = self.qkv(x)
-        parts = [conv(base).chunk(3, dim=1) for conv in self.dw]  # [(q, k, v) per kernel]
-        q = self.fuse_q(torch.cat([p[0] for p in parts], 1))
-        k = self.fuse_k(torch.cat([p[1] for p in parts], 1))
-        v = self.fuse_v(torch.cat([p[2] for p in parts], 1))
+        # fuse_q(cat of the kernels' q parts), and so for k and v, computed without the
+        # concatenations: kernel i's (q, k, v) maps times the i-th column blocks of the three
+        # fuse weights, one 1x1 convolution with 3 groups per kernel, summed over the kernels
+        dim, fuse = self.fuse_q.out_channels, (self.fuse_q, self.fuse_k, self.fuse_v)
+        qkv = None
+        for i, conv in enumerate(self.dw):
+            w = torch.cat([f.weight[:, i * dim : (i + 1) * dim] for f in fuse])
+            part = F.conv2d(conv(base), w.to(memory_format=torch.channels_last), groups=3)
+            qkv = part if qkv is None else qkv + part
+        q, k, v = qkv.chunk(3, dim=1)
         return self.out(channel_attention(q, k, v, self.heads, self.temperature))
 
 
