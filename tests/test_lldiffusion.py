@@ -260,7 +260,8 @@ def test_joint_loss_crops_after_toning_the_whole_image(monkeypatch):
     assert len(hits) == 1
     y, x = hits[0]
     assert torch.equal(seen["high"], batch["high"][..., y : y + 96, x : x + 96])
-    assert torch.equal(seen["base"], toned(seen["low"], curves, noise=noise))
+    # the same T(window) (up to float rounding: without autograd the chroma blur is OpenCV's)
+    assert torch.allclose(seen["base"], toned(seen["low"], curves, noise=noise), atol=1e-6)
     assert not torch.equal(seen["base"], toned_whole(nets, seen["low"]))  # not the crop's curves
 
 

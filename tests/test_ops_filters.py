@@ -1,10 +1,11 @@
-"""ops.filters: quantisation step detection and POCS dequantisation."""
+"""ops.filters: quantisation step detection, POCS dequantisation, the Gaussian blur."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from lumen_cli.ops.filters import dequantize, dequantize_luma, quantization_step
+from lumen_cli.ops.filters import dequantize, dequantize_luma, gaussian_blur, quantization_step
 
 
 def test_quantization_step_detects_the_8bit_grid():
@@ -44,3 +45,21 @@ def test_dequantize_luma_keeps_colour_ratios_and_greys_only_black():
     black = y[..., :8, :8]
     assert torch.allclose(black[:, 0], black[:, 1]) and torch.allclose(black[:, 1], black[:, 2])
     assert torch.equal(dequantize_luma(x, 0.0), x)
+
+
+@pytest.mark.parametrize(
+    "shape,sigma",
+    [((2, 3, 40, 50), 2.0), ((1, 1, 5, 7), 3.0), ((1, 2, 3, 3), 1.0), ((1, 4, 64, 70), 8.0)],
+)
+def test_gaussian_blur_opencv_path_equals_the_shifted_sums(shape, sigma):
+    """Outside autograd the CPU blur is OpenCV's; with a gradient to keep it is torch's shifted
+    sums: the same kernel (cut alike on tiny inputs) and the same reflect borders."""
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+    fast = gaussian_blur(x, sigma)
+    with torch.enable_grad():
+        slow = gaussian_blur(x.clone().requires_grad_(True), sigma).detach()
+    assert fast.shape == x.shape and fast.dtype == x.dtype
+    assert torch.allclose(fast, slow, atol=1e-6)
+    cl = gaussian_blur(x.contiguous(memory_format=torch.channels_last), sigma)
+    assert torch.allclose(cl, slow, atol=1e-6)
+    assert gaussian_blur(x.bfloat16(), sigma).dtype == torch.bfloat16
