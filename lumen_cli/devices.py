@@ -175,8 +175,16 @@ def tile_workers(device: torch.device, tiles: int) -> int:
     $LUMEN_TILE_WORKERS; 1: one after another) and no more than the threads, the tiles after
     the first, and 1 on a GPU, where one tile already fills the device. Each worker then runs
     its operations on threads / workers threads: the small feature maps of a tile's U-Nets
-    keep two threads of one operation waiting for each other, two tiles do not."""
-    if device.type != "cpu" or tiles < 3:
+    keep two threads of one operation waiting for each other, two tiles do not. Called from a
+    thread other than the main one (an application running lumen on threads of its own): 1,
+    since the workers change torch's process-wide thread count while they run."""
+    import threading
+
+    if (
+        device.type != "cpu"
+        or tiles < 3
+        or threading.current_thread() is not threading.main_thread()
+    ):
         return 1
     limit = int(os.environ.get("LUMEN_TILE_WORKERS", "0") or 0) or MAX_TILE_WORKERS
     return max(1, min(limit, torch.get_num_threads(), tiles - 1))

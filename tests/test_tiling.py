@@ -156,6 +156,12 @@ def test_tile_workers_policy(monkeypatch):
         assert tile_workers(cpu, 48) == 1
         monkeypatch.setenv("LUMEN_TILE_WORKERS", "8")
         assert tile_workers(cpu, 48) == 2  # never more than the threads
+        torch.set_num_threads(2)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as ex:  # an application's own thread: tiles in turn
+            monkeypatch.delenv("LUMEN_TILE_WORKERS", raising=False)
+            assert ex.submit(tile_workers, cpu, 48).result() == 1
         torch.set_num_threads(1)
         assert tile_workers(cpu, 48) == 1
         assert tile_workers(torch.device("cuda"), 48) == 1
