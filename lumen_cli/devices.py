@@ -11,6 +11,7 @@ import functools
 import math
 import os
 import re
+import threading
 
 import torch
 
@@ -120,9 +121,6 @@ def randn(shape, generator: torch.Generator, device: torch.device, dtype=torch.f
     return torch.randn(shape, generator=generator, dtype=torch.float32).to(device, dtype)
 
 
-_configured = False
-
-
 def cgroup_cpu_limit(root: str = "/sys/fs/cgroup") -> float | None:
     """The CPU quota of this process's container in cores (cgroup v2 ``cpu.max``, v1
     ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``), or None when unlimited or unknown."""
@@ -159,15 +157,12 @@ def configure_cpu(threads: int | None = None) -> None:
     """Flush subnormal floats to zero (they made a peer model 25x slower on AVX-512 CPUs with no
     change in output) and set thread counts: ``threads``, else $LUMEN_THREADS, else
     ``default_threads()`` (one per physical core this process may use)."""
-    global _configured
     torch.set_flush_denormal(True)
     threads = threads or int(os.environ.get("LUMEN_THREADS", "0") or 0) or default_threads()
-    if threads != torch.get_num_threads():
-        torch.set_num_threads(threads)
-    _configured = True
+    torch.set_num_threads(threads)  # also in threads that share the count (OpenMP's is per thread)
 
 
-MAX_TILE_WORKERS = 2  # tiles run at once on a CPU (benchmarks/NOTES.md, 2026-12-08)
+MAX_TILE_WORKERS = 2  # tiles of one image run at once on a CPU (chosen in benchmarks/NOTES.md)
 
 
 def tile_workers(device: torch.device, tiles: int) -> int:
@@ -178,24 +173,10 @@ def tile_workers(device: torch.device, tiles: int) -> int:
     keep two threads of one operation waiting for each other, two tiles do not. Called from a
     thread other than the main one (an application running lumen on threads of its own): 1,
     since the workers change torch's process-wide thread count while they run."""
-    import threading
-
-    if (
-        device.type != "cpu"
-        or tiles < 3
-        or threading.current_thread() is not threading.main_thread()
-    ):
+    if device.type != "cpu" or threading.current_thread() is not threading.main_thread():
         return 1
     limit = int(os.environ.get("LUMEN_TILE_WORKERS", "0") or 0) or MAX_TILE_WORKERS
     return max(1, min(limit, torch.get_num_threads(), tiles - 1))
-
-
-def init_worker(threads: int) -> None:
-    """Set up a thread that runs tiles: its share of the operation threads (a process-wide
-    setting, restored by the runner) and, as ``configure_cpu`` does, flushed subnormals (a
-    per-thread CPU flag)."""
-    torch.set_flush_denormal(True)
-    torch.set_num_threads(max(1, threads))
 
 
 def describe(device: torch.device, dtype: torch.dtype) -> str:

@@ -171,10 +171,10 @@ def _run_tiled(pipe, x, opts, call, channels, tile, overlap, precision):
 def in_order(fn, items: list[tuple], workers: int = 1):
     """Yield ``fn(*item)`` for each item, in order. With ``workers`` > 1 the first item runs
     here (a pipeline may fill its context lazily at its first tile, e.g. the whole image's
-    light), then the rest on that many threads, each running its operations on its share of
-    torch's threads (``devices.init_worker``); at most 2 x ``workers`` items are in flight or
-    waiting to be taken, so memory stays bounded. The caller's thread count is restored at
-    the end. Each item's result is the one it has when run alone on as many threads."""
+    light), then the rest on that many threads, each set up by ``devices.configure_cpu`` with
+    its share of torch's threads; at most 2 x ``workers`` items are in flight or waiting to be
+    taken, so memory stays bounded. The caller's thread count is restored at the end. Each
+    item's result is the one it has when run alone on as many threads."""
     if workers <= 1 or len(items) < 2:
         yield from (fn(*item) for item in items)
         return
@@ -185,7 +185,10 @@ def in_order(fn, items: list[tuple], workers: int = 1):
     yield fn(*items[0])
     threads = torch.get_num_threads()
     pool = ThreadPoolExecutor(
-        workers, "lumen-tile", initializer=devices.init_worker, initargs=(threads // workers,)
+        workers,
+        "lumen-tile",
+        initializer=devices.configure_cpu,
+        initargs=(max(1, threads // workers),),
     )
     try:
         rest = iter(items[1:])
